@@ -1,0 +1,277 @@
+"""RLSP: Recurrent Latent Space Propagation (Fuoli, Gu, Timofte, ICCV-W 2019; official code dariofuoli/RLSP,
+``pytorch/rlsp.py``).
+
+Each frame goes through one cell: the previous, current and next LR frames, the previous HR output
+shuffled down to LR resolution (feedback) and the hidden state are concatenated; ``layers`` 3x3 convs
+with ReLU give ``in_channels*factor**2`` residual channels and ``state_dim`` new-state channels. The
+output is ``shuffle_up(residual + current frame repeated factor**2 times)``: with the official
+``shuffle_up`` channel order ``(fy, fx, c)`` (not ``nn.PixelShuffle``'s ``(c, fy, fx)``) the repeated
+frame is a nearest-neighbour upsampling. At the ends the missing neighbour is the current frame
+(``(0, 0, 1)`` and ``(T-2, T-1, T-1)``); the first frame gets zero feedback and a zero state.
+
+Constructor arguments and the official ``pytorch/parameters.py`` keys:
+
+=================  =====================  ==========================================
+argument           official params key    default (official default)
+=================  =====================  ==========================================
+``layers``         ``'layers'``           7
+``filters``        ``'filters'``          128
+``state_dim``      ``'state dimension'``  128
+``kernel_size``    ``'kernel size'``      3
+``factor``         ``'factor'``           4
+``in_channels``    (3 in the code)        3 (1 for the paper's Y-only models)
+=================  =====================  ==========================================
+
+``RLSP(params={'filters': 64, 'state dimension': 64})`` reads the official dict (other keys ignored);
+keywords given explicitly win over ``params``. Ablation switches (paper, Table 1): ``neighbours=False``
+feeds the current frame only, ``feedback=False`` drops the fed-back output, ``hidden_state=False`` drops
+the state; the first conv's input channels shrink accordingly (``hidden_state=False`` is ``state_dim=0``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from vsrkit.catalog import ModelEntry
+from vsrkit.errors import VsrkitError
+from vsrkit.spec import Temporal
+
+__all__ = ["RLSP", "MODELS", "detect", "shuffle_down", "shuffle_up"]
+
+PARAM_KEYS = {
+    "layers": "layers",
+    "filters": "filters",
+    "state dimension": "state_dim",
+    "kernel size": "kernel_size",
+    "factor": "factor",
+}
+
+
+def shuffle_down(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """(b, c, fh, fw) -> (b, f*f*c, h, w), channel order (fy, fx, c) as the official RLSP code."""
+    b, c, hh, ww = x.shape
+    if hh % factor or ww % factor:
+        raise ValueError(f"height and width must be multiples of {factor}")
+    h, w = hh // factor, ww // factor
+    return x.reshape(b, c, h, factor, w, factor).permute(0, 3, 5, 1, 2, 4).reshape(b, factor * factor * c, h, w)
+
+
+def shuffle_up(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """(b, f*f*c, h, w) -> (b, c, fh, fw), the inverse of :func:`shuffle_down`."""
+    b, cc, h, w = x.shape
+    if cc % (factor * factor):
+        raise ValueError(f"channels must be a multiple of {factor * factor}")
+    c = cc // (factor * factor)
+    return x.reshape(b, factor, factor, c, h, w).permute(0, 3, 4, 1, 5, 2).reshape(b, c, h * factor, w * factor)
+
+
+class RLSP(nn.Module):
+    """RLSP video super-resolution (recurrent, 3 frames with 1 ahead; see the module docstring)."""
+
+    def __init__(
+        self,
+        layers: int | None = None,
+        filters: int | None = None,
+        state_dim: int | None = None,
+        kernel_size: int | None = None,
+        factor: int | None = None,
+        in_channels: int = 3,
+        neighbours: bool = True,
+        feedback: bool = True,
+        hidden_state: bool = True,
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        cfg = {"layers": 7, "filters": 128, "state_dim": 128, "kernel_size": 3, "factor": 4}
+        for key, name in PARAM_KEYS.items():
+            if params and key in params:
+                cfg[name] = int(params[key])
+        for name, val in (("layers", layers), ("filters", filters), ("state_dim", state_dim),
+                          ("kernel_size", kernel_size), ("factor", factor)):
+            if val is not None:
+                cfg[name] = int(val)
+        if not hidden_state:
+            cfg["state_dim"] = 0
+        if cfg["layers"] < 2 or cfg["filters"] < 1 or cfg["state_dim"] < 0 or cfg["factor"] < 1:
+            raise VsrkitError(f"RLSP: bad configuration {cfg}")
+        if cfg["kernel_size"] < 1 or cfg["kernel_size"] % 2 == 0:
+            raise VsrkitError(f"RLSP: kernel size must be odd, got {cfg['kernel_size']}")
+        if in_channels not in (1, 3):
+            raise VsrkitError(f"RLSP: in_channels must be 1 (Y) or 3 (RGB), got {in_channels}")
+        self.layers, self.filters, self.kernel_size = cfg["layers"], cfg["filters"], cfg["kernel_size"]
+        self.factor, self.state_dim = cfg["factor"], cfg["state_dim"]
+        self.in_channels = in_channels
+        self.neighbours, self.feedback = bool(neighbours), bool(feedback)
+        self.hidden_state = self.state_dim > 0
+
+        self.scale = self.factor
+        self.channels = in_channels
+        self.size_multiple = 1
+        self.temporal = (
+            Temporal("recurrent", window=3, ahead=1, end_padding="replicate")
+            if self.neighbours
+            else Temporal("recurrent", window=1, ahead=0)
+        )
+
+        c, f2, k = in_channels, self.factor**2, self.kernel_size
+        n_in = c * (3 if self.neighbours else 1) + (c * f2 if self.feedback else 0) + self.state_dim
+        self.act = nn.ReLU()
+        self.conv1 = nn.Conv2d(n_in, self.filters, k, padding=k // 2)
+        self.conv_list = nn.ModuleList(
+            [nn.Conv2d(self.filters, self.filters, k, padding=k // 2) for _ in range(self.layers - 2)]
+        )
+        self.conv_out = nn.Conv2d(self.filters, c * f2 + self.state_dim, k, padding=k // 2)
+
+    def extra_repr(self) -> str:
+        return (
+            f"layers={self.layers}, filters={self.filters}, state_dim={self.state_dim}, factor={self.factor}, "
+            f"in_channels={self.in_channels}, neighbours={self.neighbours}, feedback={self.feedback}"
+        )
+
+    def step(
+        self, x: torch.Tensor, state: tuple[torch.Tensor, ...] | None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """One frame: ``x[b, window, c, h, w]`` (t-1, t, t+1, or t alone without neighbours).
+
+        ``state`` is None at the first frame, otherwise the tuple returned by the previous step: the previous
+        output still shuffled down (``(b, c*f*f, h, w)``, if ``feedback``) and the hidden state (if any).
+        """
+        b, n, c, h, w = x.shape
+        if n != self.temporal.window or c != self.in_channels:
+            raise ValueError(f"RLSP.step expects (b, {self.temporal.window}, {self.in_channels}, h, w), got {tuple(x.shape)}")
+        f2 = self.factor**2
+        if state is None:
+            parts = []
+            if self.feedback:
+                parts.append(x.new_zeros(b, c * f2, h, w))
+            if self.hidden_state:
+                parts.append(x.new_zeros(b, self.state_dim, h, w))
+            state = tuple(parts)
+        cur = x[:, self.temporal.window - 1 - self.temporal.ahead]
+        inputs = list(x.unbind(1)) + list(state)
+        y = self.act(self.conv1(torch.cat(inputs, dim=1)))
+        for conv in self.conv_list:
+            y = self.act(conv(y))
+        y = self.conv_out(y)
+        out_lr = y[:, : c * f2] + cur.repeat(1, f2, 1, 1)
+        new_state: list[torch.Tensor] = []
+        if self.feedback:
+            new_state.append(out_lr)
+        if self.hidden_state:
+            new_state.append(self.act(y[:, c * f2 :]))
+        return shuffle_up(out_lr, self.factor), tuple(new_state)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x[b, T, c, h, w] -> [b, T, c, f*h, f*w]``, the official recurrence over the whole sequence."""
+        T = x.shape[1]
+        outs = []
+        state = None
+        for t in range(T):
+            if self.neighbours:
+                idx = [max(t - 1, 0), t, min(t + 1, T - 1)]
+                window = x[:, idx]
+            else:
+                window = x[:, t : t + 1]
+            y, state = self.step(window, state)
+            outs.append(y)
+        return torch.stack(outs, dim=1)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Catalog
+
+MODELS: list[ModelEntry] = [
+    ModelEntry(
+        name="rlsp",
+        arch="RLSP",
+        kwargs={},
+        summary="RLSP 7-128 (official defaults: 7 layers, 128 filters, state 128, x4), RGB; random weights",
+    )
+]
+for _f in (48, 64, 128, 256):
+    MODELS.append(
+        ModelEntry(
+            name=f"rlsp-7-{_f}",
+            arch="RLSP",
+            kwargs={"layers": 7, "filters": _f, "state_dim": _f, "factor": 4, "in_channels": 3},
+            summary=f"RLSP 7-{_f} (7 layers, {_f} filters, state {_f}, x4), RGB as the official PyTorch code; "
+            "random weights",
+        )
+    )
+    MODELS.append(
+        ModelEntry(
+            name=f"rlsp-7-{_f}-y",
+            arch="RLSP",
+            kwargs={"layers": 7, "filters": _f, "state_dim": _f, "factor": 4, "in_channels": 1},
+            summary=f"RLSP 7-{_f} on Y only as in the paper (chroma bicubic); random weights",
+        )
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Checkpoint detection
+
+
+def detect(state_dict: dict[str, torch.Tensor], filename: str | None = None) -> tuple[str, dict[str, Any]] | None:
+    """Recognise an RLSP state dict (``conv1``, ``conv_list.<i>``, ``conv_out``) and read its configuration.
+
+    ``layers``, ``filters`` and ``kernel_size`` are read directly. ``in_channels``, ``factor``, ``state_dim``
+    and the ablation switches are solved from the channel counts of ``conv1`` (input) and ``conv_out``
+    (output), which do not always tell them apart: among the configurations that fit, the first in this
+    order is taken: a state as wide as the filters (as in every released RLSP model) or none before other
+    widths, then factor 4 (the only one the paper and code use) before factors 2-8, then all inputs
+    (neighbours and feedback) before ablations, then RGB before Y. So a checkpoint of an unusual
+    configuration whose channel counts also fit a more usual one is read as the usual one (this cannot
+    be told from the file). The file name is not used.
+    """
+    keys = set(state_dict)
+    if not {"conv1.weight", "conv1.bias", "conv_out.weight", "conv_out.bias"} <= keys:
+        return None
+    n_list = 0
+    while f"conv_list.{n_list}.weight" in keys:
+        n_list += 1
+    expected = {"conv1.weight", "conv1.bias", "conv_out.weight", "conv_out.bias"}
+    expected |= {f"conv_list.{i}.{p}" for i in range(n_list) for p in ("weight", "bias")}
+    if keys != expected:
+        return None
+    w1, wo = state_dict["conv1.weight"], state_dict["conv_out.weight"]
+    if w1.ndim != 4 or wo.ndim != 4:
+        return None
+    filters, n_in, k, _ = w1.shape
+    n_out = wo.shape[0]
+    cands = []
+    for factor in range(2, 9):
+        for c in (3, 1):
+            st = n_out - c * factor**2
+            if st < 0:
+                continue
+            for nb in (True, False):
+                for fb in (True, False):
+                    if n_in == c * (3 if nb else 1) + (c * factor**2 if fb else 0) + st:
+                        pref = (st not in (filters, 0), factor != 4, not (nb and fb), c != 3, not nb, st != filters, factor)
+                        cands.append((pref, dict(factor=factor, in_channels=c, state_dim=st, neighbours=nb, feedback=fb)))
+    if not cands:
+        raise VsrkitError(
+            f"RLSP checkpoint: conv1 takes {n_in} channels and conv_out gives {n_out}, which fit no RLSP "
+            "configuration (in_channels 1 or 3, factor 1-8)"
+        )
+    cands.sort(key=lambda pc: pc[0])
+    cfg = cands[0][1]
+    kwargs: dict[str, Any] = {
+        "layers": n_list + 2,
+        "filters": int(filters),
+        "state_dim": int(cfg["state_dim"]),
+        "kernel_size": int(k),
+        "factor": int(cfg["factor"]),
+        "in_channels": int(cfg["in_channels"]),
+    }
+    if not cfg["neighbours"]:
+        kwargs["neighbours"] = False
+    if not cfg["feedback"]:
+        kwargs["feedback"] = False
+    if cfg["state_dim"] == 0:
+        kwargs["hidden_state"] = False
+    return "RLSP", kwargs

@@ -1,0 +1,243 @@
+"""The engine's schedules on toy models whose right answer is known exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from vsrkit.engine import (
+    EngineConfig,
+    image_to_item,
+    item_to_image,
+    make_config,
+    pad_index,
+    rgb_to_ycbcr,
+    select_precision,
+    upscale_frames,
+    upscale_tensor,
+    ycbcr_to_rgb,
+)
+from vsrkit.errors import VsrkitError
+from vsrkit.spec import Temporal
+
+
+def up(x: torch.Tensor, s: int = 2) -> torch.Tensor:
+    return F.interpolate(x, scale_factor=s, mode="nearest")
+
+
+class FrameNet(nn.Module):
+    """3x3 box blur then nearest x2: a local model with a receptive field of 1 pixel."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale, self.temporal, self.channels, self.size_multiple = 2, Temporal("frame"), 3, 1
+
+    def forward(self, x):
+        return up(F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, 1))
+
+
+class WindowNet(nn.Module):
+    """Weighted sum of a 5-frame window (weights 1..5), nearest x2."""
+
+    def __init__(self, padding="reflection"):
+        super().__init__()
+        self.scale, self.channels, self.size_multiple = 2, 3, 4
+        self.temporal = Temporal("window", window=5, end_padding=padding)
+
+    def forward(self, x):
+        w = torch.arange(1, 6, dtype=x.dtype).view(1, 5, 1, 1, 1)
+        return up((x * w).sum(1) / 15)
+
+
+class RecurrentNet(nn.Module):
+    """Running mean of all frames so far plus the next frame (one frame ahead)."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale, self.channels, self.size_multiple = 2, 3, 1
+        self.temporal = Temporal("recurrent", window=3, ahead=1)
+
+    def step(self, x, state):
+        total, n = state if state is not None else (torch.zeros_like(x[:, 1]), 0)
+        total = total + x[:, 1]
+        return up(total / (n + 1) + 0.1 * x[:, 2]), (total, n + 1)
+
+    def forward(self, x):
+        T = x.shape[1]
+        state, outs = None, []
+        for t in range(T):
+            idx = [max(t - 1, 0), t, min(t + 1, T - 1)]
+            y, state = self.step(x[:, idx], state)
+            outs.append(y)
+        return torch.stack(outs, 1)
+
+
+class SequenceNet(nn.Module):
+    """Each output is its frame plus a decaying sum over the two neighbours on each side."""
+
+    def __init__(self, clip=None):
+        super().__init__()
+        self.scale, self.channels, self.size_multiple = 2, 3, 1
+        self.temporal = Temporal("sequence", clip=clip)
+        self.seen_lengths: list[int] = []
+
+    def forward(self, x):
+        self.seen_lengths.append(x.shape[1])
+        T = x.shape[1]
+        outs = []
+        for t in range(T):
+            acc = x[:, t].clone()
+            for d in (1, 2):
+                for j in (t - d, t + d):
+                    if 0 <= j < T:
+                        acc = acc + 0.5**d * x[:, j]
+            outs.append(up(acc))
+        return torch.stack(outs, 1)
+
+
+def frames(T=23, h=20, w=28, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(T, 3, h, w, generator=g)
+
+
+def cfg(**kw) -> EngineConfig:
+    return make_config("cpu", **kw)
+
+
+@pytest.mark.parametrize("mode", ["replicate", "reflection", "reflection_circle"])
+def test_window_schedule_matches_direct_windows(mode):
+    x = frames()
+    net = WindowNet(mode)
+    got = upscale_tensor(net, x, cfg())
+    T = x.shape[0]
+    want = torch.stack([
+        net(x[[pad_index(i, t, T, 2, mode) for i in range(t - 2, t + 3)]][None])[0] for t in range(T)
+    ])
+    assert torch.allclose(got, want, atol=1e-6)
+
+
+def test_recurrent_schedule_carries_state_over_the_whole_video():
+    x = frames()
+    net = RecurrentNet()
+    got = upscale_tensor(net, x, cfg())
+    want = net(x[None])[0]
+    assert torch.allclose(got, want, atol=1e-6)
+
+
+@pytest.mark.parametrize("chunk,overlap", [(4, 2), (5, 3), (30, 2), (1, 2)])
+def test_sequence_chunks_keep_only_centres(chunk, overlap):
+    x = frames()
+    net = SequenceNet()
+    got = upscale_tensor(net, x, cfg(chunk=chunk, chunk_overlap=overlap))
+    want = net(x[None])[0]
+    assert torch.allclose(got, want, atol=1e-6)
+    assert max(net.seen_lengths[:-1]) <= chunk + 2 * overlap
+
+
+@pytest.mark.parametrize("clip,overlap", [(6, 2), (7, 2), (16, 4)])
+def test_fixed_clip_models_always_see_full_clips(clip, overlap):
+    x = frames(T=23)
+    net = SequenceNet(clip=clip)
+    got = upscale_tensor(net, x, cfg(chunk_overlap=overlap))
+    assert set(net.seen_lengths[1:]) == {clip}
+    assert torch.allclose(got, net(x[None])[0], atol=1e-6)
+
+
+def test_tiles_blend_to_the_untiled_result_for_a_local_model():
+    x = frames(T=3, h=50, w=70)
+    net = FrameNet()
+    whole = upscale_tensor(net, x, cfg())
+    tiled = upscale_tensor(net, x, cfg(tile=24, tile_overlap=4))
+    assert torch.allclose(whole, tiled, atol=1e-6)
+
+
+def test_recurrent_model_keeps_one_state_per_tile():
+    x = frames(T=9, h=40, w=44)
+    net = RecurrentNet()
+    whole = upscale_tensor(net, x, cfg())
+    tiled = upscale_tensor(net, x, cfg(tile=20, tile_overlap=4))
+    assert torch.allclose(whole, tiled, atol=1e-6)
+
+
+def test_padding_to_the_size_multiple_is_cropped_back():
+    x = frames(T=6, h=21, w=30)  # WindowNet asks for multiples of 4
+    y = upscale_tensor(WindowNet("replicate"), x, cfg())
+    assert y.shape == (6, 3, 42, 60)
+
+
+def test_stream_of_uint8_frames_round_trips_sizes_and_counts():
+    imgs = [(np.random.default_rng(i).random((16, 24, 3)) * 255).astype(np.uint8) for i in range(7)]
+    outs = list(upscale_frames(SequenceNet(), imgs, cfg(chunk=3, chunk_overlap=1)))
+    assert len(outs) == 7 and all(o.shape == (32, 48, 3) and o.dtype == np.uint8 for o in outs)
+
+
+def test_grey_alpha_and_16bit_frames():
+    rng = np.random.default_rng(0)
+    grey = (rng.random((10, 12, 1)) * 255).astype(np.uint8)
+    rgba16 = (rng.random((10, 12, 4)) * 65535).astype(np.uint16)
+    (g_out,) = list(upscale_frames(FrameNet(), [grey], cfg()))
+    assert g_out.shape == (20, 24, 1) and g_out.dtype == np.uint8
+    (a_out,) = list(upscale_frames(FrameNet(), [rgba16], cfg()))
+    assert a_out.shape == (20, 24, 4) and a_out.dtype == np.uint16
+    # alpha is upscaled bicubically, not by the model: a constant alpha stays constant
+    rgba16[..., 3] = 40000
+    (a_out,) = list(upscale_frames(FrameNet(), [rgba16], cfg()))
+    assert np.all(a_out[..., 3] == 40000)
+
+
+def test_y_only_models_get_luma_and_chroma_is_bicubic():
+    class YIdentity(FrameNet):
+        def __init__(self):
+            super().__init__()
+            self.channels = 1
+
+        def forward(self, x):
+            assert x.shape[1] == 1
+            return F.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False)
+
+    img = (np.random.default_rng(1).random((12, 16, 3)) * 255).astype(np.uint8)
+    (y_out,) = list(upscale_frames(YIdentity(), [img], cfg()))
+    t = torch.from_numpy(img).permute(2, 0, 1).float()[None] / 255
+    want = F.interpolate(t, scale_factor=2, mode="bicubic", align_corners=False)[0].clamp(0, 1)
+    want = (want * 255).round().permute(1, 2, 0).numpy()
+    assert np.abs(y_out.astype(float) - want).max() <= 2  # only rounding through YCbCr
+
+
+def test_ycbcr_round_trip():
+    x = torch.rand(3, 8, 8)
+    assert torch.allclose(ycbcr_to_rgb(rgb_to_ycbcr(x)), x, atol=1e-5)
+
+
+def test_fp16_on_cpu_becomes_bf16_and_says_so():
+    said = []
+    assert select_precision("fp16", torch.device("cpu"), said.append) is torch.bfloat16
+    assert said and "bf16" in said[0]
+    with pytest.raises(VsrkitError):
+        select_precision("fp8", torch.device("cpu"))
+
+
+def test_bf16_runs_on_cpu():
+    x = frames(T=4, h=16, w=16)
+    y32 = upscale_tensor(FrameNet(), x, cfg())
+    y16 = upscale_tensor(FrameNet(), x, make_config("cpu", precision="bf16"))
+    assert (y32 - y16).abs().max() < 0.02
+
+
+def test_bad_options_are_one_line_errors():
+    with pytest.raises(VsrkitError, match="--tile"):
+        make_config("cpu", tile=20, tile_overlap=16)
+    with pytest.raises(VsrkitError, match="device"):
+        make_config("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(VsrkitError, match="CUDA"):
+            make_config("cuda")
+
+
+def test_item_helpers_reject_float_images():
+    with pytest.raises(VsrkitError):
+        image_to_item(np.zeros((4, 4, 3), np.float32), 3)
+    item = image_to_item(np.zeros((4, 4, 3), np.uint8), 3)
+    assert item_to_image(item, torch.ones(3, 8, 8), 3, np.uint8).max() == 255
