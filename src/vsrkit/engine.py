@@ -212,12 +212,19 @@ def _starts(n: int, tile: int, overlap: int) -> list[int]:
 
 
 def _ramp(length: int, lead: int, trail: int) -> torch.Tensor:
-    """1 inside, rising over ``lead`` samples at the start and falling over ``trail`` at the end."""
+    """Blend weights along one axis of a tile: 0 over the outer quarter of an overlap (where the tile's
+    own border effects are), then a linear rise to 1; ``lead``/``trail`` are the overlaps at each end."""
     w = torch.ones(length)
-    if lead > 0:
-        w[:lead] = (torch.arange(lead) + 0.5) / lead
-    if trail > 0:
-        w[length - trail:] = torch.minimum(w[length - trail:], (torch.arange(trail, 0, -1) - 0.5) / trail)
+    for n, flip in ((lead, False), (trail, True)):
+        if n <= 0:
+            continue
+        margin = n // 4
+        r = torch.zeros(n)
+        r[margin:] = (torch.arange(n - margin) + 0.5) / (n - margin)
+        if flip:
+            w[length - n:] = torch.minimum(w[length - n:], r.flip(0))
+        else:
+            w[:n] = torch.minimum(w[:n], r)
     return w
 
 
@@ -413,16 +420,12 @@ def _sequence(model, runner: _Runner, buf: _Buffer, temporal: Temporal, cfg: Eng
     s = 0
     while buf.has(s):
         a = max(s - overlap, 0)
-        if not clip and a == 0:
-            span_here = span - overlap  # the first chunk has no past context
-        else:
-            span_here = span
-        buf.fill(a + span_here - 1)
-        total = buf.total if buf.total is not None else a + span_here
-        b = min(a + span_here, total)
+        want = a + span if clip else s + span - overlap  # chunk [s, s + chunk) plus context
+        buf.fill(want - 1)
+        b = min(want, buf.read)
         if clip and b - a < span:  # near the end: keep the clip length by reaching further back
             a = max(b - span, 0)
-        e = b if b == buf.total else b - overlap  # keep the centre: drop the trailing context
+        e = b if (buf.ended and b == buf.read) else b - overlap  # keep the centre only
         y = runner.run(lambda x, _k: model(x), buf.stack(list(range(a, b))))
         for i in range(s, e):
             yield buf.frames[i], y[0, i - a]

@@ -334,8 +334,15 @@ class DCNv2Pack(ModulatedDeformConv2d):
 
     def offset_mask(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(offset, mask) that ``forward`` uses for the conditioning features ``feat``."""
-        out = self.conv_offset(feat)
-        o1, o2, m = torch.chunk(out, 3, dim=1)
+        # conv_offset computed as its three chunks (o1, o2, mask logits): the same numbers as chunking its
+        # output, without one tensor of 3 * dg * kh * kw channels (on CPU, oneDNN and the allocator prefer these)
+        conv = self.conv_offset
+        n = conv.out_channels // 3
+        o1, o2, m = (
+            F.conv2d(feat, conv.weight[i * n : (i + 1) * n], conv.bias[i * n : (i + 1) * n], conv.stride, conv.padding,
+                     conv.dilation)
+            for i in range(3)
+        )
         return torch.cat((o1, o2), dim=1), torch.sigmoid(m)
 
     def forward(self, x: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:  # type: ignore[override]

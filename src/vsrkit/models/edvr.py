@@ -91,16 +91,15 @@ class PCDAlignment(nn.Module):
         w = conv.weight[:, c:] if second else conv.weight[:, :c]
         return F.conv2d(x, w, conv.bias if second else None, 1, 1)
 
-    def frame_terms(self, feat_l: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
-        """Per-frame parts of the concatenating convolutions: ``offset_conv1`` is linear in
-        ``cat(nbr, ref)``, so it equals (neighbour half)(nbr) + (reference half + bias)(ref).
+    def nbr_terms(self, feat_l: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Neighbour halves of ``offset_conv1`` per level. ``offset_conv1`` is linear in ``cat(nbr, ref)``,
+        so it equals nbr_terms(nbr) + ref_terms(ref): each frame's parts are computed once (forward_sliding)."""
+        return [self._half(self.offset_conv1[f"l{i}"], feat_l[i - 1], False) for i in (1, 2, 3)]
 
-        Returns (neighbour terms per level, reference terms per level, cascading reference term).
-        """
-        nbr = [self._half(self.offset_conv1[f"l{i}"], feat_l[i - 1], False) for i in (1, 2, 3)]
+    def ref_terms(self, feat_l: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Reference halves (with bias) of ``offset_conv1`` per level, and of ``cas_offset_conv1`` on L1."""
         ref = [self._half(self.offset_conv1[f"l{i}"], feat_l[i - 1], True) for i in (1, 2, 3)]
-        cas = self._half(self.cas_offset_conv1, feat_l[0], True)
-        return nbr, ref, cas
+        return ref, self._half(self.cas_offset_conv1, feat_l[0], True)
 
     def align(
         self,
@@ -294,7 +293,7 @@ class EDVR(nn.Module):
         self.upconv2 = nn.Conv2d(num_feat, 64 * 4, 3, 1, 1)
         self.pixel_shuffle = nn.PixelShuffle(2)
         self.conv_hr = nn.Conv2d(64, 64, 3, 1, 1)
-        self.conv_last = nn.Conv2d(64, num_out_ch, 3, 1, 1)
+        self.conv_last = nn.Conv2d(64, 3, 3, 1, 1)  # 3 whatever num_out_ch is, as in BasicSR
 
     # --- stages ---
     def _check_size(self, h: int, w: int) -> None:
@@ -323,15 +322,37 @@ class EDVR(nn.Module):
     def upsample(self, feat: torch.Tensor, x_center: torch.Tensor) -> torch.Tensor:
         """Reconstruction trunk, x4 pixel-shuffle upsampling and the centre-frame base."""
         out = self.reconstruction(feat)
-        out = _lrelu(self.pixel_shuffle(self.upconv1(out)))
-        out = _lrelu(self.pixel_shuffle(self.upconv2(out)))
-        out = _lrelu(self.conv_hr(out))
-        out = self.conv_last(out)
+        h = out.shape[-2]
+        rows = self._strip_rows(out)
+        if rows >= h:
+            out = self._upsample_tail(out)
+        else:
+            # in horizontal strips with a halo of 2 LR rows (the tail's receptive field is 1 + 1/2 + 1/4 + 1/4):
+            # the same numbers, while no HR tensor grows past the size that the allocator recycles
+            halo, strips = 2, []
+            for r0 in range(0, h, rows):
+                r1 = min(h, r0 + rows)
+                a, z = max(0, r0 - halo), min(h, r1 + halo)
+                y = self._upsample_tail(out[:, :, a:z])
+                strips.append(y[:, :, 4 * (r0 - a) : 4 * (r0 - a) + 4 * (r1 - r0)])
+            out = torch.cat(strips, 2)
         if self.hr_in:
             base = x_center
         else:
             base = F.interpolate(x_center, scale_factor=4, mode="bilinear", align_corners=False)
         return out + base
+
+    @staticmethod
+    def _strip_rows(feat: torch.Tensor, budget: int = 4 << 20) -> int:
+        """LR rows per strip so that the largest HR tensor (64 channels at x4) has about ``budget`` elements."""
+        b, _, h, w = feat.shape
+        return max(8, budget // max(1, b * 64 * 16 * w))
+
+    def _upsample_tail(self, out: torch.Tensor) -> torch.Tensor:
+        out = _lrelu(self.pixel_shuffle(self.upconv1(out)))
+        out = _lrelu(self.pixel_shuffle(self.upconv2(out)))
+        out = _lrelu(self.conv_hr(out))
+        return self.conv_last(out)
 
     def align_window(self, feats: list[torch.Tensor]) -> torch.Tensor:
         """PCD-align every frame of ``feats`` (levels ``[b, t, c, h_l, w_l]``) to the centre; ``[b, t, c, h, w]``."""
@@ -359,48 +380,48 @@ class EDVR(nn.Module):
 
         Window ``k`` is frames ``k .. k + num_frame - 1``; the result equals ``forward`` on each window
         (to float rounding). Per-frame work (features, pyramid, the frame-only halves of
-        ``pcd_align.offset_conv1`` and ``cas_offset_conv1``) is done once per frame, in chunks of
-        ``frame_chunk`` frames (default ``num_frame``) to bound memory.
+        ``pcd_align.offset_conv1`` and ``cas_offset_conv1``) is done once per frame, ``frame_chunk`` frames
+        at a time (default 1: on CPU small tensors are faster, big ones cost page faults at each allocation).
         """
         b, n, c, h, w = x.shape
         nf, ci = self.num_frame, self.center_frame_idx
         if n < nf:
             raise ValueError(f"EDVR.forward_sliding: need at least {nf} frames, got {n}")
         self._check_size(h, w)
-        chunk = frame_chunk or nf
-        # per frame: pyramid features, neighbour and reference terms of offset_conv1, cascading reference term
-        feats: list[list[torch.Tensor]] = [[], [], []]
-        nbr_terms: list[list[torch.Tensor]] = [[], [], []]
-        ref_terms: list[list[torch.Tensor]] = [[], [], []]
-        cas_terms: list[torch.Tensor] = []
+        chunk = frame_chunk or 1
+        centres = range(ci, n - nf + 1 + ci)
+        # per frame j: pyramid features, neighbour terms of offset_conv1 and, for frames that are a window's
+        # centre, the reference terms of offset_conv1 and cas_offset_conv1 (kept per frame: no big concatenations)
+        feat: list[list[torch.Tensor]] = []
+        nbr_t: list[list[torch.Tensor]] = []
+        ref_t: dict[int, tuple[list[torch.Tensor], torch.Tensor]] = {}
+        pcd = self.pcd_align
         for s in range(0, n, chunk):
             e = min(n, s + chunk)
             fl = self.extract_features(x[:, s:e].reshape(b * (e - s), c, h, w))
-            nb, rf, cs = self.pcd_align.frame_terms(fl)
-            for lvl in range(3):
-                feats[lvl].append(fl[lvl].view(b, e - s, *fl[lvl].shape[1:]))
-                nbr_terms[lvl].append(nb[lvl].view(b, e - s, *nb[lvl].shape[1:]))
-                ref_terms[lvl].append(rf[lvl].view(b, e - s, *rf[lvl].shape[1:]))
-            cas_terms.append(cs.view(b, e - s, *cs.shape[1:]))
-        feat_all = [torch.cat(f, 1) for f in feats]
-        nbr_all = [torch.cat(f, 1) for f in nbr_terms]
-        ref_all = [torch.cat(f, 1) for f in ref_terms]
-        cas_all = torch.cat(cas_terms, 1)
-        del feats, nbr_terms, ref_terms, cas_terms
+            nb = pcd.nbr_terms(fl)
+            for j in range(s, e):
+                def pick(t: torch.Tensor, j: int = j) -> torch.Tensor:
+                    return t.view(b, e - s, *t.shape[1:])[:, j - s]
+
+                feat.append([pick(f) for f in fl])
+                nbr_t.append([pick(f) for f in nb])
+                if j in centres:
+                    rf, cs = pcd.ref_terms(feat[j])
+                    ref_t[j] = (rf, cs)
+            del fl, nb
 
         outs = []
         for k in range(n - nf + 1):
             r = k + ci  # the reference (centre) frame of this window
-
-            def rows(t: torch.Tensor) -> torch.Tensor:  # [b, nf, ...] -> [b*nf, ...]
-                return t.reshape(b * nf, *t.shape[2:])
-
-            nbr_l = [rows(f[:, k : k + nf]) for f in feat_all]
-            pre_l = [rows(nbr_all[lvl][:, k : k + nf] + ref_all[lvl][:, r : r + 1]) for lvl in range(3)]
-            cas_ref = rows(cas_all[:, r : r + 1].expand(-1, nf, -1, -1, -1))
-            aligned = self.pcd_align.align(nbr_l, pre_l, None, cas_ref)
-            aligned = aligned.view(b, nf, *aligned.shape[1:])
+            rf, cs = ref_t[r]
+            # one pair at a time: full-size tensors of batch b stay small enough for the allocator to recycle
+            aligned = torch.stack(
+                [pcd.align(feat[k + i], [nbr_t[k + i][lvl] + rf[lvl] for lvl in range(3)], None, cs) for i in range(nf)],
+                1,
+            )
             outs.append(self.upsample(self.fuse(aligned), x[:, r]))
+            ref_t.pop(r)
         return torch.stack(outs, 1)
 
 
@@ -541,7 +562,7 @@ def detect(state_dict: Mapping[str, torch.Tensor], filename: str | None = None) 
     first = sd["predeblur.conv_first.weight" if with_predeblur else "conv_first.weight"]
     kwargs = dict(
         num_in_ch=first.shape[1],
-        num_out_ch=sd["conv_last.weight"].shape[0],
+        num_out_ch=3,  # unused by BasicSR's EDVR (conv_last always has 3 outputs)
         num_feat=num_feat,
         num_frame=fusion_in // num_feat,
         deformable_groups=off_out // (3 * kh * kw),
