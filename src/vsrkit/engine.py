@@ -537,11 +537,12 @@ def upscale_file(
     max_frames: int | None = None,
     progress: bool = True,
     say: Callable[[str], None] | None = None,
+    on_frame: Callable[[int], None] | None = None,
 ) -> Path:
     """Upscale a video file or image folder into a video file or PNG folder; returns the output path.
 
     Audio and subtitle streams are copied, frame rate and timestamps kept. The output is written to a
-    temporary name and renamed when complete.
+    temporary name and renamed when complete. ``on_frame(n)`` is called after the n-th frame is written.
     """
     from tqdm import tqdm
 
@@ -582,6 +583,8 @@ def upscale_file(
                 writer.write(image, pts)
                 n += 1
                 bar.update(1)
+                if on_frame is not None:
+                    on_frame(n)
             if n == 0:
                 raise VsrkitError(f"{inp}: no frames to upscale")
     return out
