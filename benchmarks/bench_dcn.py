@@ -58,7 +58,8 @@ def main() -> None:
     if args.edvr:
         from vsrkit.models.edvr import EDVR
 
-        model = EDVR(num_feat=64, num_frame=5, deformable_groups=8, num_extract_block=5, num_reconstruct_block=10).eval()
+        model = EDVR(num_feat=64, num_frame=5, deformable_groups=8, num_extract_block=5, num_reconstruct_block=10)
+        model.eval()
         frames = torch.rand(1, 7, 3, h, w)
         spent = [0.0]
         inner = dcn_mod.deform_conv2d

@@ -1,10 +1,11 @@
-"""EDVR seconds per output frame: one ``forward`` per window (as the official test loop) against ``forward_sliding``.
+"""EDVR seconds per output frame: ``forward`` once per window (as the official test loop) vs ``forward_sliding``.
 
     python benchmarks/bench_edvr.py [--size 180x320] [--frames 7] [--config m|l] [--threads N]
 
 Wall-clock time is what counts; the process CPU time (all threads) is printed beside it because it is
-less disturbed by other processes on a shared machine. Random weights (the speed does not depend on them, except that DCN offsets of 0 would be unusual:
-the offset convolutions are given small random weights so that samples land between pixels).
+less disturbed by other processes on a shared machine. Random weights: the speed does not depend on
+them, except that all-zero DCN offsets would be unusual, so the offset convolutions get small random
+weights and the samples land between pixels.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def main() -> None:
     nf = model.num_frame
     x = torch.rand(1, args.frames, 3, h, w)
     n_out = args.frames - nf + 1
-    print(f"EDVR-{args.config.upper()} {h}x{w}, {args.frames} frames -> {n_out} outputs, threads {torch.get_num_threads()}")
+    cfg = args.config.upper()
+    print(f"EDVR-{cfg} {h}x{w}, {args.frames} frames -> {n_out} outputs, threads {torch.get_num_threads()}")
     with torch.no_grad():
         model(x[:, :nf])  # warm-up
         if not args.skip_windows:

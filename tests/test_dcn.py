@@ -183,6 +183,7 @@ def test_dcnv2pack_layout_and_init():
     assert set(plain.state_dict()) == {"weight", "bias"}
 
 
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
 def test_onnx_export_matches_onnxruntime(tmp_path):
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")

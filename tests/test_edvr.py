@@ -110,7 +110,8 @@ def test_strict_load_names_first_mismatch(tmp_path):
     with pytest.raises(VsrkitError, match=r"missing key 'reconstruction\.2\.conv1\.weight'"):
         load_strict(other, loaded, source=str(path))
     notsa = EDVR(num_feat=32, num_extract_block=2, num_reconstruct_block=2, with_tsa=False)
-    with pytest.raises(VsrkitError, match=r"missing key 'fusion\.weight'.*unexpected key 'fusion\.temporal_attn1\.weight'"):
+    pattern = r"missing key 'fusion\.weight'.*unexpected key 'fusion\.temporal_attn1\.weight'"
+    with pytest.raises(VsrkitError, match=pattern):
         load_strict(notsa, loaded, source=str(path))
     wide = EDVR(num_feat=16, num_extract_block=2, num_reconstruct_block=2)
     with pytest.raises(VsrkitError, match="has shape"):
@@ -120,11 +121,12 @@ def test_strict_load_names_first_mismatch(tmp_path):
 def test_detect_rejects_other_models():
     _, _, sd, _ = _golden_model("edvr_m_tsa")
     # IconVSR: EDVR modules under 'edvr.' beside BasicVSR trunks
-    icon = {f"edvr.{k}": v for k, v in sd.items() if not k.startswith(("reconstruction", "upconv", "conv_hr", "conv_last"))}
+    tail = ("reconstruction", "upconv", "conv_hr", "conv_last")
+    icon = {f"edvr.{k}": v for k, v in sd.items() if not k.startswith(tail)}
     icon["backward_trunk.main.0.weight"] = torch.zeros(1)
     assert detect(icon) is None
     # BasicSR's EDVR_*_pretrained_for_IconVSR: feature extractor only
-    fe = {k: v for k, v in sd.items() if not k.startswith(("reconstruction", "upconv", "conv_hr", "conv_last"))}
+    fe = {k: v for k, v in sd.items() if not k.startswith(tail)}
     assert detect(fe) is None
     assert detect({"conv_first.weight": torch.zeros(1)}) is None
 

@@ -24,6 +24,7 @@ import contextlib
 import logging
 import math
 import os
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +40,8 @@ from vsrkit.spec import Temporal
 log = logging.getLogger(__name__)
 
 # Defaults chosen by measurement (benchmarks/chunk_tile_agreement.py, tests/test_engine.py):
-DEFAULT_CHUNK = 24  # output frames per temporal chunk of a sequence model
-DEFAULT_CHUNK_OVERLAP = 6  # context frames on each side of a chunk
+DEFAULT_CHUNK = 24  # frames per temporal chunk (sequence models) or per block (two-pass streaming)
+DEFAULT_CHUNK_OVERLAP = 6  # context frames on each side of a chunk (generic sequence models)
 DEFAULT_TILE_OVERLAP = 24  # input pixels shared by neighbouring tiles
 FRAME_BATCH = 4  # frames per call for frame models
 WINDOW_CHUNK = 8  # outputs per call for window models
@@ -55,7 +56,7 @@ class EngineConfig:
     tile: int = 0  # tile size in input pixels; 0: whole frames
     tile_overlap: int = DEFAULT_TILE_OVERLAP
     chunk: int = DEFAULT_CHUNK
-    chunk_overlap: int = DEFAULT_CHUNK_OVERLAP
+    chunk_overlap: int | None = None  # None: the model's own ``clip_overlap``, else DEFAULT_CHUNK_OVERLAP
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -250,7 +251,7 @@ class _Runner:
             x = flat.reshape(*shape[:-2], th, tw)
         return x, h, w
 
-    def _call(self, fn: Callable[[torch.Tensor, Any], torch.Tensor], x: torch.Tensor, key: Any) -> torch.Tensor:
+    def _call(self, fn: Callable[[torch.Tensor, Any], torch.Tensor], x: torch.Tensor, key: Any, crop: bool = True) -> torch.Tensor:
         """Run ``fn`` on one tile on the device, padded to what the model takes, cropped back, on CPU."""
         x, h, w = self._pad(x)
         dev = self.cfg.device
@@ -261,8 +262,21 @@ class _Runner:
         )
         with ctx:
             y = fn(x.to(dev, non_blocking=True), key)
+        if not crop:
+            return y
         s = self.scale
         return y[..., : h * s, : w * s].float().cpu()
+
+    def tiles(self, h: int, w: int) -> list[tuple[int, int, int, int]]:
+        """(y0, x0, th, tw) of every tile of an h x w frame."""
+        tile, ov = self.cfg.tile, self.cfg.tile_overlap
+        th, tw = (min(tile, h), min(tile, w)) if tile > 0 else (h, w)
+        return [(y0, x0, th, tw) for y0 in _starts(h, tile, ov) for x0 in _starts(w, tile, ov)]
+
+    def each_tile(self, fn: Callable[[torch.Tensor, Any], None], x: torch.Tensor) -> None:
+        """Call ``fn(tile, key)`` on every padded tile, on the device, for its side effects."""
+        for y0, x0, th, tw in self.tiles(*x.shape[-2:]):
+            self._call(lambda t, k: fn(t, k) or t.new_zeros(1), x[..., y0:y0 + th, x0:x0 + tw], (y0, x0), crop=False)
 
     def run(self, fn: Callable[[torch.Tensor, Any], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         """fn: (1, L, c, th, tw) -> (1, L', c', th*s, tw*s), applied tile by tile and blended."""
@@ -341,6 +355,8 @@ def _schedule(model: torch.nn.Module, cfg: EngineConfig, items: Iterable[_Item])
             yield from _windows(model, runner, buf, temporal)
         elif kind == "recurrent":
             yield from _recurrent(model, runner, buf, temporal)
+        elif kind == "sequence" and hasattr(model, "backward_pass") and hasattr(model, "forward_pass"):
+            yield from _two_pass(model, runner, buf, cfg)
         elif kind == "sequence":
             yield from _sequence(model, runner, buf, temporal, cfg)
         else:  # pragma: no cover - Temporal validates kinds
@@ -361,7 +377,9 @@ def _frames(model, runner: _Runner, buf: _Buffer):
 
 def _windows(model, runner: _Runner, buf: _Buffer, temporal: Temporal):
     n = temporal.window
-    half = n // 2
+    ahead = temporal.ahead if temporal.ahead else n // 2
+    back = n - 1 - ahead
+    half = max(back, ahead)
     sliding = getattr(model, "forward_sliding", None)
 
     def fn(x: torch.Tensor, _key: Any) -> torch.Tensor:
@@ -371,22 +389,27 @@ def _windows(model, runner: _Runner, buf: _Buffer, temporal: Temporal):
 
     t = 0
     while buf.has(t):
-        buf.fill(t + WINDOW_CHUNK - 1 + half)
+        buf.fill(t + WINDOW_CHUNK - 1 + ahead)
         end = t + WINDOW_CHUNK if buf.total is None else min(t + WINDOW_CHUNK, buf.total)
-        total = buf.total if buf.total is not None else end + half
-        # one contiguous run of inputs: window of output j is positions j .. j + n - 1
-        idx = [pad_index(i, min(max(i, t), end - 1), total, half, temporal.end_padding) for i in range(t - half, end + half)]
-        if temporal.end_padding == "reflection_circle":
-            # the stand-in frame depends on the window's centre: gather window by window
-            ys = [runner.run(fn, buf.stack([pad_index(i, c, total, half, "reflection_circle") for i in range(c - half, c + half + 1)]))[:, 0]
-                  for c in range(t, end)]
-            y = torch.stack(ys, 1)
-        else:
-            y = runner.run(fn, buf.stack(idx))
+        total = buf.total if buf.total is not None else end + ahead
+        windows = [[pad_index(i, c, total, half, temporal.end_padding) for i in range(c - back, c + ahead + 1)]
+                   for c in range(t, end)]
+        # consecutive windows that shift by one frame run as one contiguous sequence (forward_sliding)
+        runs: list[list[list[int]]] = []
+        for win in windows:
+            if runs and runs[-1][-1][1:] == win[:-1]:
+                runs[-1].append(win)
+            else:
+                runs.append([win])
+        ys = []
+        for run in runs:
+            idx = run[0] + [w[-1] for w in run[1:]]
+            ys.append(runner.run(fn, buf.stack(idx)))
+        y = torch.cat(ys, 1)
         for j, i in enumerate(range(t, end)):
             yield buf.frames[i], y[0, j]
         t = end
-        buf.drop_before(t - 2 * half)
+        buf.drop_before(t - back - 2 * half)
 
 
 def _recurrent(model, runner: _Runner, buf: _Buffer, temporal: Temporal):
@@ -412,6 +435,16 @@ def _recurrent(model, runner: _Runner, buf: _Buffer, temporal: Temporal):
 def _sequence(model, runner: _Runner, buf: _Buffer, temporal: Temporal, cfg: EngineConfig):
     clip = temporal.clip
     overlap = cfg.chunk_overlap
+    if overlap is None:
+        overlap = int(getattr(model, "clip_overlap", DEFAULT_CHUNK_OVERLAP))
+    min_frames = int(getattr(model, "min_frames", 1) or 1)
+
+    def call(x: torch.Tensor, _key: Any) -> torch.Tensor:
+        n = x.shape[1]
+        if n < min_frames:  # too short a video for the model: repeat the last frame, drop its outputs
+            x = torch.cat([x, x[:, -1:].expand(-1, min_frames - n, -1, -1, -1)], 1)
+        return model(x)[:, :n]
+
     if clip:
         overlap = min(overlap, (clip - 1) // 2)
         span = clip
@@ -426,11 +459,87 @@ def _sequence(model, runner: _Runner, buf: _Buffer, temporal: Temporal, cfg: Eng
         if clip and b - a < span:  # near the end: keep the clip length by reaching further back
             a = max(b - span, 0)
         e = b if (buf.ended and b == buf.read) else b - overlap  # keep the centre only
-        y = runner.run(lambda x, _k: model(x), buf.stack(list(range(a, b))))
+        y = runner.run(call, buf.stack(list(range(a, b))))
         for i in range(s, e):
             yield buf.frames[i], y[0, i - a]
         s = e
         buf.drop_before(s - overlap - (clip or 0))
+
+
+def _two_pass(model, runner: _Runner, buf: _Buffer, cfg: EngineConfig):
+    """Bidirectional recurrent models (BasicVSR) streamed exactly, in the memory of one block.
+
+    The input is spooled to a temporary folder in blocks of ``chunk`` frames; the backward branch runs
+    from the last block to the first, saving its state at each block boundary; then the forward branch
+    runs block by block, recomputing that block's backward features from the saved state. The result
+    is the whole-sequence result (no chunk seams) for the cost of running the backward branch twice.
+    RAM holds one block; the temporary folder holds the input and one state per block.
+    """
+    k = max(cfg.chunk, 1)
+    with tempfile.TemporaryDirectory(prefix="vsrkit-spool-") as tmp_name:
+        tmp = Path(tmp_name)
+
+        def save(obj: Any, name: str) -> None:
+            torch.save(obj, tmp / name)
+
+        def load(name: str) -> Any:
+            return torch.load(tmp / name, weights_only=True)
+
+        # pass 0: spool the input
+        metas: list[tuple[Any, bool, bool]] = []
+        nblocks = 0
+        while buf.has(nblocks * k):
+            buf.fill((nblocks + 1) * k - 1)
+            idx = list(range(nblocks * k, min((nblocks + 1) * k, buf.read)))
+            items = [buf.frames[i] for i in idx]
+            save({"x": torch.stack([it.x for it in items]), "side": [it.side for it in items]}, f"in{nblocks}.pt")
+            save(items[0].x.clone(), f"first{nblocks}.pt")
+            save(items[-1].x.clone(), f"last{nblocks}.pt")
+            metas.extend((it.payload, it.grey, it.alpha) for it in items)
+            buf.drop_before(idx[-1] + 1)
+            nblocks += 1
+
+        # pass 1: backward branch, last block to first; save the state entering each block
+        state: dict[Any, torch.Tensor] = {}
+        for b in reversed(range(nblocks)):
+            save({key: v.cpu() for key, v in state.items()}, f"bwd{b}.pt")
+            x = load(f"in{b}.pt")["x"]
+            has_next = b + 1 < nblocks
+            if has_next:
+                x = torch.cat([x, load(f"first{b + 1}.pt")[None]])
+
+            def back(t: torch.Tensor, key: Any, has_next: bool = has_next) -> None:
+                prev = state.get(key)
+                feats = model.backward_pass(t, None if prev is None else prev.to(t.device), has_next)
+                state[key] = feats[:, 0]
+
+            runner.each_tile(back, x[None])
+        state.clear()
+
+        # pass 2: forward branch with the recomputed backward features, block by block
+        fstate: dict[Any, torch.Tensor] = {}
+        frame = 0
+        for b in range(nblocks):
+            block = load(f"in{b}.pt")
+            bstate = load(f"bwd{b}.pt")
+            has_prev, has_next = b > 0, b + 1 < nblocks
+            parts = ([load(f"last{b - 1}.pt")[None]] if has_prev else []) + [block["x"]]
+            parts += [load(f"first{b + 1}.pt")[None]] if has_next else []
+            x = torch.cat(parts)
+            n = block["x"].shape[0]
+
+            def fwd(t: torch.Tensor, key: Any, has_prev: bool = has_prev, has_next: bool = has_next, n: int = n):
+                off = int(has_prev)
+                bs = bstate.get(key)
+                feats = model.backward_pass(t[:, off:], None if bs is None else bs.to(t.device), has_next)
+                out, fstate[key] = model.forward_pass(t[:, : off + n], feats, fstate.get(key), has_prev)
+                return out
+
+            y = runner.run(fwd, x[None])
+            for j in range(n):
+                payload, grey, alpha = metas[frame]
+                yield _Item(x=block["x"][j], side=block["side"][j], grey=grey, alpha=alpha, payload=payload), y[0, j]
+                frame += 1
 
 
 # ----------------------------------------------------------------------------------------------
@@ -463,7 +572,7 @@ def make_config(
         tile=tile or 0,
         tile_overlap=ov,
         chunk=chunk or DEFAULT_CHUNK,
-        chunk_overlap=DEFAULT_CHUNK_OVERLAP if chunk_overlap is None else chunk_overlap,
+        chunk_overlap=chunk_overlap,
     )
 
 

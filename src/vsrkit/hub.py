@@ -161,6 +161,9 @@ def load_model(
             state_dict = load_state_dict(path)
             filename = path.name
     if state_dict is not None:
+        convert = getattr(module, "convert_state_dict", None)
+        if convert is not None:  # e.g. original (pre-BasicSR) EDVR key names
+            state_dict = convert(state_dict)
         _load_checked(model, state_dict, filename or "checkpoint")
     model.eval()
     model.model_name = model_name

@@ -114,30 +114,57 @@ class BasicVSR(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 5:
             raise ValueError(f"BasicVSR expects [b, n, c, h, w], got shape {tuple(x.shape)}")
-        flows_forward, flows_backward = self.get_flow(x)
-        b, n, _, h, w = x.shape
+        feats = self.backward_pass(x)
+        return self.forward_pass(x, feats)[0]
 
-        # backward propagation: last frame to first
-        backward_feats: list[torch.Tensor | None] = [None] * n
-        feat = x.new_zeros(b, self.num_feat, h, w)
+    # The two propagation passes, resumable at any frame: the engine streams a long video through
+    # them block by block (backward states saved at block boundaries, then recomputed), which gives
+    # exactly the whole-sequence result in the memory of one block.
+
+    def backward_pass(self, x: torch.Tensor, state: torch.Tensor | None = None, has_next: bool = False) -> torch.Tensor:
+        """Backward propagation over ``x[b, L, 3, h, w]``; returns the backward features of its frames.
+
+        With ``has_next`` the last frame of ``x`` is the frame after the block: it only supplies the flow
+        that brings ``state`` (the backward feature of that frame) into the block.
+        """
+        b, L, c, h, w = x.shape
+        n = L - int(has_next)
+        flows = None
+        if L > 1:
+            flows = self.spynet(x[:, :-1].reshape(-1, c, h, w), x[:, 1:].reshape(-1, c, h, w)).view(b, L - 1, 2, h, w)
+        feat = state if state is not None else x.new_zeros(b, self.num_feat, h, w)
+        feats: list[torch.Tensor | None] = [None] * n
         for i in range(n - 1, -1, -1):
-            if i < n - 1:
-                feat = flow_warp(feat, flows_backward[:, i].permute(0, 2, 3, 1))
+            if i < L - 1:
+                feat = flow_warp(feat, flows[:, i].permute(0, 2, 3, 1))
             feat = self.backward_trunk(torch.cat([x[:, i], feat], dim=1))
-            backward_feats[i] = feat
+            feats[i] = feat
+        return torch.stack(feats, dim=1)
 
-        # forward propagation, fused with the backward features and upsampled per frame
+    def forward_pass(
+        self, x: torch.Tensor, backward_feats: torch.Tensor, state: torch.Tensor | None = None, has_prev: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward propagation fused with ``backward_feats`` and upsampled; returns (outputs, state).
+
+        With ``has_prev`` the first frame of ``x`` is the frame before the block, whose forward feature is
+        ``state``. The returned state is the forward feature of the block's last frame.
+        """
+        b, L, c, h, w = x.shape
+        off = int(has_prev)
+        flows = None
+        if L > 1:
+            flows = self.spynet(x[:, 1:].reshape(-1, c, h, w), x[:, :-1].reshape(-1, c, h, w)).view(b, L - 1, 2, h, w)
+        feat = state if state is not None else x.new_zeros(b, self.num_feat, h, w)
         outputs = []
-        feat = x.new_zeros(b, self.num_feat, h, w)
-        for i in range(n):
-            lr = x[:, i]
-            if i > 0:
-                feat = flow_warp(feat, flows_forward[:, i - 1].permute(0, 2, 3, 1))
+        for i in range(L - off):
+            k = i + off
+            lr = x[:, k]
+            if k > 0:
+                feat = flow_warp(feat, flows[:, k - 1].permute(0, 2, 3, 1))
             feat = self.forward_trunk(torch.cat([lr, feat], dim=1))
-            fused = self.lrelu(self.fusion(torch.cat([backward_feats[i], feat], dim=1)))
-            backward_feats[i] = None  # free memory as we go
+            fused = self.lrelu(self.fusion(torch.cat([backward_feats[:, i], feat], dim=1)))
             outputs.append(_reconstruct(self, fused, lr))
-        return torch.stack(outputs, dim=1)
+        return torch.stack(outputs, dim=1), feat
 
 
 class EDVRFeatureExtractor(nn.Module):

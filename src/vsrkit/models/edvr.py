@@ -355,13 +355,13 @@ class EDVR(nn.Module):
         return self.conv_last(out)
 
     def align_window(self, feats: list[torch.Tensor]) -> torch.Tensor:
-        """PCD-align every frame of ``feats`` (levels ``[b, t, c, h_l, w_l]``) to the centre; ``[b, t, c, h, w]``."""
-        b, t = feats[0].shape[:2]
+        """PCD-align every frame of ``feats`` (levels ``[b, t, c, h_l, w_l]``) to the centre; ``[b, t, c, h, w]``.
+
+        One neighbour at a time, as the official code.
+        """
         ci = self.center_frame_idx
-        nbr = [f.reshape(b * t, *f.shape[2:]) for f in feats]
-        ref = [f[:, ci : ci + 1].expand(-1, t, -1, -1, -1).reshape(b * t, *f.shape[2:]) for f in feats]
-        aligned = self.pcd_align(nbr, ref)
-        return aligned.view(b, t, *aligned.shape[1:])
+        ref = [f[:, ci] for f in feats]
+        return torch.stack([self.pcd_align([f[:, i] for f in feats], ref) for i in range(feats[0].shape[1])], 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x[b, num_frame, c, h, w]`` -> the centre frame ``[b, c, scale*h, scale*w]``."""
@@ -417,7 +417,10 @@ class EDVR(nn.Module):
             rf, cs = ref_t[r]
             # one pair at a time: full-size tensors of batch b stay small enough for the allocator to recycle
             aligned = torch.stack(
-                [pcd.align(feat[k + i], [nbr_t[k + i][lvl] + rf[lvl] for lvl in range(3)], None, cs) for i in range(nf)],
+                [
+                    pcd.align(feat[k + i], [nbr_t[k + i][lvl] + rf[lvl] for lvl in range(3)], None, cs)
+                    for i in range(nf)
+                ],
                 1,
             )
             outs.append(self.upsample(self.fuse(aligned), x[:, r]))
@@ -547,7 +550,12 @@ def detect(state_dict: Mapping[str, torch.Tensor], filename: str | None = None) 
     ``EDVR_*_pretrained_for_IconVSR`` feature extractors (no reconstruction part) are not EDVR models.
     """
     sd = convert_state_dict(state_dict)
-    need = ("pcd_align.cas_dcnpack.weight", "pcd_align.dcn_pack.l1.conv_offset.weight", "upconv1.weight", "conv_last.weight")
+    need = (
+        "pcd_align.cas_dcnpack.weight",
+        "pcd_align.dcn_pack.l1.conv_offset.weight",
+        "upconv1.weight",
+        "conv_last.weight",
+    )
     if not all(k in sd for k in need):
         return None
     num_feat = sd["conv_l2_1.weight"].shape[0] if "conv_l2_1.weight" in sd else sd["upconv1.weight"].shape[1]
