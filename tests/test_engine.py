@@ -320,3 +320,25 @@ def test_short_videos_are_padded_to_the_models_minimum_frames():
     net.min_frames = 4
     got = upscale_tensor(net, frames(T=2), cfg())
     assert got.shape[0] == 2 and net.seen_lengths == [4]
+
+
+def test_flow_warp_and_deformable_sampling_stay_fp32_under_bf16_autocast():
+    from vsrkit.models.common import flow_warp
+    from vsrkit.models.dcn import deform_conv2d
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 4, 16, 16, generator=g)
+    flow = torch.rand(1, 16, 16, 2, generator=g) * 3 - 1.5
+    ref = flow_warp(x, flow)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = flow_warp(x, flow)
+    assert torch.equal(low, ref)  # sampling in fp32: not a bf16 approximation
+
+    w = torch.rand(4, 4, 3, 3, generator=g)
+    off = torch.rand(1, 18, 16, 16, generator=g) * 4 - 2
+    mask = torch.rand(1, 9, 16, 16, generator=g)
+    ref = deform_conv2d(x, off, w, padding=1, mask=mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = deform_conv2d(x, off, w, padding=1, mask=mask)
+    # sampling is exact; only the final convolution may run in bf16
+    assert (low.float() - ref).abs().max() < 0.05 * ref.abs().max()

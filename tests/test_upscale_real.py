@@ -136,3 +136,22 @@ def test_variable_frame_timing_survives(tmp_path):
     assert len(gaps) > 1, "the source is expected to have irregular timing"
     assert len(got) == len(want)
     assert max(abs(float(g - w)) for g, w in zip(got, want)) <= 0.001  # mkv stores milliseconds
+
+
+def test_vrt_checkpoint_upscales_a_real_clip(tmp_path):
+    """`vsrkit upscale --weights <VRT checkpoint>` on a real clip (the small golden VRT)."""
+    from click.testing import CliRunner
+
+    from vsrkit.cli import main
+
+    from golden import case_dir
+
+    ckpt = case_dir("vrt_small_x4") / "weights.pth"
+    src = data_path("clips", "carphone_pristine.mp4")
+    out = tmp_path / "vrt.mp4"
+    r = CliRunner().invoke(main, ["upscale", str(src), "-o", str(out), "--weights", str(ckpt), "--max-frames", "2",
+                                  "-q"])
+    assert r.exit_code == 0, r.output
+    with av.open(str(out)) as c:
+        frames = list(c.decode(video=0))
+    assert len(frames) == 2 and (frames[0].width, frames[0].height) == (176 * 4, 144 * 4)
