@@ -63,6 +63,7 @@ def run_demo(out_dir: Path, frames: int = 20, model: str = "basicvsr-reds4", dev
     from vsrkit.engine import upscale_file
 
     src = sample_clip()
+    out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     lr_path, sr_path = out_dir / "sample_lr.mp4", out_dir / f"sample_x4_{model}.mp4"
     say(f"sample clip: {src} (Big Buck Bunny, CC-BY 3.0 Blender Foundation)")
