@@ -19,7 +19,14 @@ Calling conventions by ``Temporal.kind``:
                frames are t - (n - 1 - ahead) .. t + ahead; ``state`` is a tensor or tuple of tensors,
                ``None`` at the first frame. ``forward(x[b, T, ...])`` runs the whole sequence.
 ``sequence``   ``forward(x[b, T, c, h, w]) -> [b, T, c, sh, sw]``; ``clip`` set means the model is
-               run on clips of exactly that many frames (VRT).
+               run on clips of exactly that many frames (VRT). The engine runs it over overlapping
+               temporal chunks and keeps each chunk's centre. A bidirectional recurrent model (BasicVSR)
+               may instead expose its two propagation passes, resumable at any frame:
+               ``backward_pass(x, state, has_next) -> feats`` and
+               ``forward_pass(x, feats, state, has_prev) -> (y, state)``; the engine then streams it
+               exactly (whole-sequence result, memory of one block) in two passes.
+               Optional attributes: ``min_frames`` (shorter videos are padded by repeating the last
+               frame), ``min_size`` (frames are padded up to it), ``clip_overlap``.
 
 Frames that do not exist at the ends of the video are made by ``end_padding``:
 ``replicate`` repeats the first/last frame (RLSP, Vimeo-style EDVR), ``reflection`` mirrors about it
