@@ -51,12 +51,14 @@ def main(verbose: bool) -> None:
 @click.option("--tile-overlap", type=int, default=None, help="Pixels shared by neighbouring tiles.")
 @click.option("--chunk", type=int, default=None, help="Frames per temporal chunk for sequence models.")
 @click.option("--chunk-overlap", type=int, default=None, help="Context frames on each side of a chunk.")
+@click.option("--max-memory", type=float, default=None,
+              help="Memory budget in GiB (RAM on CPU, device memory on GPU): picks the tile size.")
 @click.option("--crf", type=int, default=18, show_default=True, help="H.264 quality (lower is better).")
 @click.option("--max-frames", type=int, default=None, help="Stop after this many frames.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def upscale(input: Path, output: Path, model, weights, device, precision, tile, tile_overlap, chunk, chunk_overlap,
-            crf, max_frames, overwrite, quiet) -> None:
+            max_memory, crf, max_frames, overwrite, quiet) -> None:
     """Upscale INPUT (a video file or a folder of images) into OUTPUT."""
     from vsrkit.engine import upscale_file
 
@@ -64,7 +66,7 @@ def upscale(input: Path, output: Path, model, weights, device, precision, tile, 
         raise VsrkitError(f"checkpoint not found: {weights}")
     out = upscale_file(
         input, output, model=model, weights=weights, device=device, precision=precision, tile=tile,
-        tile_overlap=tile_overlap, chunk=chunk, chunk_overlap=chunk_overlap, crf=crf, overwrite=overwrite,
+        tile_overlap=tile_overlap, chunk=chunk, chunk_overlap=chunk_overlap, max_memory=max_memory, crf=crf, overwrite=overwrite,
         max_frames=max_frames, progress=not quiet, say=_say,
     )
     _say(f"wrote {out}")

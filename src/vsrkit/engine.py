@@ -21,6 +21,7 @@ uint8/uint16 <-> tensor conversion happens here, at the edges, and nowhere else.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import os
@@ -546,6 +547,54 @@ def _two_pass(model, runner: _Runner, buf: _Buffer, cfg: EngineConfig):
 # public entry points
 
 
+GENERIC_MEMORY_PER_PIXEL = 16 * 1024  # bytes per input pixel per frame, for models that declare none
+RUNTIME_RESERVE = 512 * 2**20  # Python, torch, codecs
+
+
+def frames_per_call(model: torch.nn.Module, cfg: EngineConfig) -> int:
+    """How many frames one model call holds, by temporal kind."""
+    t: Temporal = model.temporal
+    if t.kind == "frame":
+        return FRAME_BATCH
+    if t.kind == "window":
+        return WINDOW_CHUNK + t.window - 1
+    if t.kind == "recurrent":
+        return t.window
+    if t.clip:
+        return t.clip
+    if hasattr(model, "backward_pass"):
+        return cfg.chunk + 2
+    overlap = DEFAULT_CHUNK_OVERLAP if cfg.chunk_overlap is None else cfg.chunk_overlap
+    return cfg.chunk + 2 * overlap
+
+
+def plan_tile(model: torch.nn.Module, cfg: EngineConfig, max_bytes: float, h: int, w: int) -> int:
+    """The largest tile (input pixels; 0 = whole frames) whose estimated peak fits ``max_bytes``.
+
+    Estimate: parameters + a runtime reserve + the output accumulators of one call + the model's
+    ``memory_per_pixel`` (bytes per input pixel per frame; measured by the benchmarks) times the
+    tile's pixels and the frames one call holds. The same on CPU (RAM) and GPU (device memory).
+    """
+    per = int(getattr(model, "memory_per_pixel", 0) or GENERIC_MEMORY_PER_PIXEL)
+    n = frames_per_call(model, cfg)
+    s = int(model.scale)
+    params = sum(p.numel() * p.element_size() for p in model.parameters())
+    outputs = 2 * n * 3 * (h * s) * (w * s) * 4  # accumulator and weights of the blended frames
+    avail = max_bytes - params - RUNTIME_RESERVE - outputs
+    need_min = int(getattr(model, "min_size", 1) or 1)
+    multiple = int(getattr(model, "size_multiple", 1) or 1)
+    smallest = max(need_min, 2 * cfg.tile_overlap + multiple)
+    if avail <= per * n * smallest * smallest:
+        floor = (params + RUNTIME_RESERVE + outputs + per * n * smallest * smallest) / 2**30
+        raise VsrkitError(f"--max-memory {max_bytes / 2**30:.2f} GiB is too small for this model at {w}x{h}: "
+                          f"it needs about {floor:.2f} GiB even with {smallest}-pixel tiles")
+    side = int(math.sqrt(avail / (per * n)))
+    if side * side >= h * w and side >= min(h, w):  # whole frames fit
+        return 0
+    side = max(side // multiple * multiple, smallest)
+    return side
+
+
 def make_config(
     device: str = "auto",
     precision: str = "fp32",
@@ -641,6 +690,7 @@ def upscale_file(
     tile_overlap: int | None = None,
     chunk: int | None = None,
     chunk_overlap: int | None = None,
+    max_memory: float | None = None,
     crf: int = 18,
     overwrite: bool = False,
     max_frames: int | None = None,
@@ -651,7 +701,8 @@ def upscale_file(
     """Upscale a video file or image folder into a video file or PNG folder; returns the output path.
 
     Audio and subtitle streams are copied, frame rate and timestamps kept. The output is written to a
-    temporary name and renamed when complete. ``on_frame(n)`` is called after the n-th frame is written.
+    temporary name and renamed when complete. ``max_memory`` (GiB) picks the tile size from the model's
+    memory estimate (``plan_tile``). ``on_frame(n)`` is called after the n-th frame is written.
     """
     from tqdm import tqdm
 
@@ -665,6 +716,11 @@ def upscale_file(
         # check the output before the (slow) model load, so mistakes are reported at once
         check_output(inp, out, overwrite=overwrite)
         net = model if isinstance(model, torch.nn.Module) else load_model(model, weights=weights, progress=progress)
+        if max_memory is not None:
+            if tile:
+                raise VsrkitError("give either --tile or --max-memory, not both")
+            cfg = dataclasses.replace(cfg, tile=plan_tile(net, cfg, max_memory * 2**30, info.height, info.width))
+            (say or log.info)(f"--max-memory {max_memory:g} GiB: " + (f"tiles of {cfg.tile} pixels" if cfg.tile else "whole frames"))
         s = int(net.scale)
         to_png = video.is_image_folder_output(out)
         bit_depth = 16 if (info.bit_depth == 16 and to_png) else 8

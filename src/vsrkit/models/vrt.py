@@ -755,6 +755,9 @@ class VRT(nn.Module):
         # SpyNet needs h, w > 32; mutual attention needs the whole spatial window at the 1/8 stage
         self.min_size = max(33, 8 * int(window_size[1]), 8 * int(window_size[2]))
         self.min_frames = 1 + pa_frames // 2  # flows to t±pa_frames/2 are composed from t±1 flows
+        # working memory per input pixel per frame of one call, for --max-memory. Measured peaks:
+        # the small golden config (width 24) 15-19 KB, REDS 6f (width 180, bench_vrt_memory.py) 20-27 KB
+        self.memory_per_pixel = int(20 * 1024 + 8 * 1024 * max(embed_dims) / 180)
 
         conv_first_in = in_chans * (1 + 2 * 4) + (1 if nonblind_denoising else 0)
         self.conv_first = nn.Conv3d(conv_first_in, embed_dims[0], kernel_size=(1, 3, 3), padding=(0, 1, 1))
