@@ -49,3 +49,17 @@ def test_real_peak_stays_under_the_budget(tmp_path):
     assert "tiles of" in r.stderr  # the budget really forced tiling of the 176x144 frames
     peak = float(r.stdout.split("PEAK_MIB")[1])
     assert peak < budget * 1024, f"peak {peak:.0f} MiB over the {budget} GiB budget"
+
+
+def test_memory_hungry_models_tile_by_default_others_do_not(tmp_path, monkeypatch):
+    import vsrkit.engine as engine
+
+    monkeypatch.setattr(engine, "default_budget", lambda device: 1.25 * 2**30)
+    src = data_path("clips", "carphone_pristine.mp4")
+    said: list[str] = []
+    vsrkit.upscale(str(src), str(tmp_path / "vrt.mp4"), weights=str(case_dir("vrt_small_x4") / "weights.pth"),
+                   max_frames=2, progress=False, say=said.append)
+    assert any("tiles of" in s for s in said), said  # VRT declares memory_per_pixel: planned tiles
+    said.clear()
+    vsrkit.upscale(str(src), str(tmp_path / "bic.mp4"), model="bicubic", max_frames=2, progress=False, say=said.append)
+    assert not any("budget" in s for s in said)  # models without a memory figure run whole frames

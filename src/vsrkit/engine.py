@@ -568,15 +568,31 @@ def frames_per_call(model: torch.nn.Module, cfg: EngineConfig) -> int:
     return cfg.chunk + 2 * overlap
 
 
-def plan_tile(model: torch.nn.Module, cfg: EngineConfig, max_bytes: float, h: int, w: int) -> int:
+def default_budget(device: torch.device) -> float:
+    """The memory budget (bytes) used when a model declares ``memory_per_pixel`` and no tile or budget
+    is given: 80 % of a GPU's memory; on CPU half the RAM, at most 8 GiB."""
+    if device.type == "cuda":
+        return 0.8 * torch.cuda.get_device_properties(device).total_memory
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 16 * 2**30
+    return min(8 * 2**30, 0.5 * total)
+
+
+def plan_tile(model: torch.nn.Module, cfg: EngineConfig, max_bytes: float, h: int, w: int,
+              frames: int | None = None) -> int:
     """The largest tile (input pixels; 0 = whole frames) whose estimated peak fits ``max_bytes``.
 
     Estimate: parameters + a runtime reserve + the output accumulators of one call + the model's
     ``memory_per_pixel`` (bytes per input pixel per frame; measured by the benchmarks) times the
-    tile's pixels and the frames one call holds. The same on CPU (RAM) and GPU (device memory).
+    tile's pixels and the frames one call holds (at most ``frames``, the video's length, when known).
+    The same on CPU (RAM) and GPU (device memory).
     """
     per = int(getattr(model, "memory_per_pixel", 0) or GENERIC_MEMORY_PER_PIXEL)
     n = frames_per_call(model, cfg)
+    if frames:  # a short video never fills a whole chunk
+        n = min(n, frames)
     s = int(model.scale)
     params = sum(p.numel() * p.element_size() for p in model.parameters())
     outputs = 2 * n * 3 * (h * s) * (w * s) * 4  # accumulator and weights of the blended frames
@@ -716,11 +732,16 @@ def upscale_file(
         # check the output before the (slow) model load, so mistakes are reported at once
         check_output(inp, out, overwrite=overwrite)
         net = model if isinstance(model, torch.nn.Module) else load_model(model, weights=weights, progress=progress)
-        if max_memory is not None:
-            if tile:
-                raise VsrkitError("give either --tile or --max-memory, not both")
-            cfg = dataclasses.replace(cfg, tile=plan_tile(net, cfg, max_memory * 2**30, info.height, info.width))
-            (say or log.info)(f"--max-memory {max_memory:g} GiB: " + (f"tiles of {cfg.tile} pixels" if cfg.tile else "whole frames"))
+        if max_memory is not None and tile:
+            raise VsrkitError("give either --tile or --max-memory, not both")
+        budget = max_memory * 2**30 if max_memory is not None else None
+        if budget is None and tile is None and getattr(net, "memory_per_pixel", None):
+            budget = default_budget(cfg.device)  # memory-hungry models (VRT) tile by default
+        if budget is not None:
+            n = info.num_frames if max_frames is None else min(max_frames, info.num_frames or max_frames)
+            cfg = dataclasses.replace(cfg, tile=plan_tile(net, cfg, budget, info.height, info.width, n))
+            (say or log.info)(f"memory budget {budget / 2**30:.1f} GiB: "
+                              + (f"tiles of {cfg.tile} pixels" if cfg.tile else "whole frames"))
         s = int(net.scale)
         to_png = video.is_image_folder_output(out)
         bit_depth = 16 if (info.bit_depth == 16 and to_png) else 8
