@@ -38,7 +38,7 @@ from torch.utils import checkpoint as _ckpt
 from vsrkit.catalog import ModelEntry, WeightsSource
 from vsrkit.errors import VsrkitError
 from vsrkit.models.common import flow_warp
-from vsrkit.models.dcn import deform_conv2d
+from vsrkit.models.dcn import ModulatedDeformConv2d, deform_conv2d
 from vsrkit.models.spynet import SpyNet
 from vsrkit.spec import Temporal
 
@@ -495,7 +495,7 @@ class RTMSA(nn.Module):
 # parallel warping
 
 
-class DCNv2PackFlowGuided(nn.Module):
+class DCNv2PackFlowGuided(ModulatedDeformConv2d):
     """Flow-guided deformable alignment (BasicVSR++ style) of ``pa_frames // 2`` neighbours at once.
 
     ``weight`` is (out, in, 3, 3) with ``in`` = one frame's channels; applied to the concatenation of
@@ -504,37 +504,12 @@ class DCNv2PackFlowGuided(nn.Module):
     plus ``max_residue_magnitude * tanh`` of a learned residual; masks are sigmoids.
     """
 
-    def __init__(
-        self,
-        in_channels,
-        out_channels,
-        kernel_size=3,
-        stride=1,
-        padding=1,
-        dilation=1,
-        groups=1,
-        deformable_groups=1,
-        bias=True,
-        max_residue_magnitude=10,
-        pa_frames=2,
-    ):
-        super().__init__()
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.kernel_size = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
-        self.stride = stride
-        self.padding = padding
-        self.dilation = dilation
-        self.groups = groups
-        self.deformable_groups = deformable_groups
+    def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, padding=1, dilation=1, groups=1,
+                 deformable_groups=1, bias=True, max_residue_magnitude=10, pa_frames=2):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+                         deformable_groups, bias)
         self.max_residue_magnitude = max_residue_magnitude
         self.pa_frames = pa_frames
-        kh, kw = self.kernel_size
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, kh, kw))
-        if bias:
-            self.bias = nn.Parameter(torch.empty(out_channels))
-        else:
-            self.register_parameter("bias", None)
         self.conv_offset = nn.Sequential(
             nn.Conv2d((1 + pa_frames // 2) * in_channels + pa_frames, out_channels, 3, 1, 1),
             nn.LeakyReLU(negative_slope=0.1, inplace=True),
@@ -547,13 +522,11 @@ class DCNv2PackFlowGuided(nn.Module):
         self.init_weights()
 
     def init_weights(self) -> None:
-        stdv = 1.0 / math.sqrt(self.in_channels * self.kernel_size[0] * self.kernel_size[1])
-        with torch.no_grad():
-            self.weight.uniform_(-stdv, stdv)
-            if self.bias is not None:
-                self.bias.zero_()
-            self.conv_offset[-1].weight.zero_()
-            self.conv_offset[-1].bias.zero_()
+        super().init_weights()
+        if hasattr(self, "conv_offset"):  # the last offset layer starts at zero: offsets = the flows
+            with torch.no_grad():
+                self.conv_offset[-1].weight.zero_()
+                self.conv_offset[-1].bias.zero_()
 
     def forward(self, x, x_flow_warpeds, x_current, flows):
         out = self.conv_offset(torch.cat(list(x_flow_warpeds) + [x_current] + list(flows), dim=1))
