@@ -16,7 +16,7 @@ import torch
 from torch.nn import functional as F
 
 from vsrkit.models import dcn as dcn_mod
-from vsrkit.models.dcn import deform_conv2d
+from vsrkit.models.layers.dcn import deform_conv2d
 
 
 def best_of(fn, repeat: int) -> float:

@@ -16,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from vsrkit import video
-from vsrkit.degrade import bi_downscale
-from vsrkit.engine import upscale_file
+from vsrkit import io as video
+from vsrkit.data.degrade import bi_downscale
+from vsrkit.pipeline import upscale_file
 
 SHARED_CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips" / "carphone_pristine.mp4"
 

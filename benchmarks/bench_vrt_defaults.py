@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from vsrkit.catalog import get_entry
-from vsrkit.engine import upscale_file
+from vsrkit.hub.registry import get_entry
+from vsrkit.pipeline import upscale_file
 
 FRAMES = Path(__file__).resolve().parents[2] / "shared" / "data" / "frames" / "reds_demo_000_lr"
 

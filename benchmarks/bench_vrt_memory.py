@@ -1,7 +1,7 @@
 """Peak CPU memory (RSS) of VRT x4 (the ``vrt-reds-6f`` architecture, random weights) on a tiled clip.
 
 Every setting runs in a fresh subprocess and reports ``getrusage(RUSAGE_SELF).ru_maxrss`` at the end, so the
-figures do not leak into each other. The clip goes through ``vsrkit.engine.upscale_tensor`` (spatial tiles
+figures do not leak into each other. The clip goes through ``vsrkit.infer.upscale_tensor`` (spatial tiles
 with blended overlap) when the engine is importable, else through a small local tiling loop.
 
     python benchmarks/bench_vrt_memory.py                      # 180x320, 6 frames, tile 128 (official tile)
@@ -69,11 +69,11 @@ def child(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     with torch.inference_mode():
         try:
-            from vsrkit.engine import make_config, upscale_tensor
+            from vsrkit.infer import make_config, upscale_tensor
 
             cfg = make_config(device="cpu", tile=args.tile, tile_overlap=args.overlap)
             out = upscale_tensor(model, frames, cfg)
-            how = "vsrkit.engine.upscale_tensor"
+            how = "vsrkit.infer.upscale_tensor"
         except ImportError:
             out = _local_tiled(model, frames, args.tile, args.overlap)
             how = "local tiling loop"

@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import torch
 
 import vsrkit
-from vsrkit import video
-from vsrkit.degrade import bi_downscale
-from vsrkit.engine import DEFAULT_CHUNK, make_config, upscale_tensor
-from vsrkit.metrics import psnr_float
+from vsrkit import io as video
+from vsrkit.data.degrade import bi_downscale
+from vsrkit.infer import DEFAULT_CHUNK, make_config, upscale_tensor
+from vsrkit.eval.metrics import psnr_float
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips"
 

@@ -87,7 +87,7 @@ def test_edgesr_family_trains(model_id, lr, y_crops):
         with torch.no_grad():
             model.net.weight.mul_(0.3).add_(0.05 * torch.randn_like(model.net.weight))
     hr = y_crops
-    lr_in = _down(hr, model.scale)
+    lr_in = _down(hr, model.spec.scale)
     first, last = _train(model, lr_in, hr, lr=lr)
     assert last < 0.7 * first, f"{model_id}: loss {first:.4g} -> {last:.4g}"
 

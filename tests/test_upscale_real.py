@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -12,12 +11,12 @@ import torch
 from torch.nn import functional as F
 
 import vsrkit
-from vsrkit import video
-from vsrkit.catalog import get_entry
-from vsrkit.degrade import bi_downscale
-from vsrkit.engine import DEFAULT_CHUNK, DEFAULT_CHUNK_OVERLAP, make_config, upscale_tensor
-from vsrkit.hub import package_file
-from vsrkit.metrics import psnr, psnr_float
+from vsrkit import io as video
+from vsrkit.hub.registry import get_entry
+from vsrkit.data.degrade import bi_downscale
+from vsrkit.infer import DEFAULT_CHUNK, DEFAULT_CHUNK_OVERLAP, make_config, upscale_tensor
+from vsrkit.hub.download import package_file
+from vsrkit.eval.metrics import psnr, psnr_float
 
 from golden import data_path
 
@@ -142,7 +141,7 @@ def test_vrt_checkpoint_upscales_a_real_clip(tmp_path):
     """`vsrkit upscale --weights <VRT checkpoint>` on a real clip (the small golden VRT)."""
     from click.testing import CliRunner
 
-    from vsrkit.cli import main
+    from vsrkit.cli.main import main
 
     from golden import case_dir
 

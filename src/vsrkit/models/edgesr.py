@@ -37,17 +37,13 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vsrkit.catalog import ModelEntry
-from vsrkit.errors import VsrkitError
-from vsrkit.spec import FRAME
+from vsrkit.models.spec import ModelSpec, Temporal
 
 __all__ = [
     "EdgeSRMAX",
@@ -57,14 +53,12 @@ __all__ = [
     "ESPCN",
     "FSRCNN",
     "Bicubic",
-    "MODELS",
-    "detect",
     "parse_model_id",
     "bicubic_kernel",
 ]
 
 # model id prefix -> (class name, hyper-parameter letters in the official order)
-_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
+KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "eSR-MAX": ("EdgeSRMAX", ("s", "K", "C")),
     "eSR-TM": ("EdgeSRTM", ("s", "K", "C")),
     "eSR-TR": ("EdgeSRTR", ("s", "K", "C")),
@@ -73,7 +67,7 @@ _KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "FSRCNN": ("FSRCNN", ("s", "D", "S", "M")),
     "Bicubic": ("Bicubic", ("s",)),
 }
-_CLASS_TO_KIND = {cls: kind for kind, (cls, _) in _KINDS.items()}
+_CLASS_TO_KIND = {cls: kind for kind, (cls, _) in KINDS.items()}
 _TOKEN = re.compile(r"^([A-Za-z])(\d+)$")
 
 
@@ -89,10 +83,10 @@ def _example(kind: str) -> str:
     }[kind]
 
 
-def _kind_of(model_id: str) -> str | None:
+def kind_of(model_id: str) -> str | None:
     """The model kind a model id / file stem starts with (case-insensitive), or None."""
     head = model_id.split("_", 1)[0].lower()
-    for kind in _KINDS:
+    for kind in KINDS:
         if head == kind.lower():
             return kind
     return None
@@ -104,27 +98,27 @@ def parse_model_id(model_id: str) -> tuple[str, dict[str, int]]:
     The kind is matched case-insensitively; the hyper-parameter letters are case-sensitive (``s`` is the
     scale, ``S`` a layer width) and may come in any order, each exactly once, as in the official parser.
     """
-    kind = _kind_of(model_id)
+    kind = kind_of(model_id)
     if kind is None:
-        raise VsrkitError(
+        raise ValueError(
             f"{model_id!r} is not an edge-SR model id: it must start with one of "
-            + ", ".join(k + "_" for k in _KINDS)
+            + ", ".join(k + "_" for k in KINDS)
         )
-    letters = _KINDS[kind][1]
+    letters = KINDS[kind][1]
     fmt = _example(kind)
     tokens = model_id.split("_")[1:]
     values: dict[str, int] = {}
     for tok in tokens:
         m = _TOKEN.match(tok)
         if not m or m.group(1) not in letters or m.group(1) in values:
-            raise VsrkitError(
+            raise ValueError(
                 f"cannot parse edge-SR model id {model_id!r}: unexpected part {tok!r}; "
                 f"a {kind} id looks like {fmt!r} ({', '.join(letters)})"
             )
         values[m.group(1)] = int(m.group(2))
     missing = [c for c in letters if c not in values]
     if missing:
-        raise VsrkitError(
+        raise ValueError(
             f"cannot parse edge-SR model id {model_id!r}: {', '.join(missing)} missing; "
             f"a {kind} id looks like {fmt!r}"
         )
@@ -133,8 +127,8 @@ def parse_model_id(model_id: str) -> tuple[str, dict[str, int]]:
 
 
 def _check(kind: str, v: dict[str, int], what: str) -> None:
-    def bad(msg: str) -> VsrkitError:
-        return VsrkitError(f"edge-SR model {what!r}: {msg}")
+    def bad(msg: str) -> ValueError:
+        return ValueError(f"edge-SR model {what!r}: {msg}")
 
     if v["s"] < 2:
         raise bad(f"scale s must be 2 or more, got {v['s']}")
@@ -150,8 +144,8 @@ def _check(kind: str, v: dict[str, int], what: str) -> None:
         raise bad("FSRCNN needs D >= 1 and M >= 1")
 
 
-def _make_id(kind: str, v: dict[str, int]) -> str:
-    return "_".join([kind] + [f"{c}{v[c]}" for c in _KINDS[kind][1]])
+def make_id(kind: str, v: dict[str, int]) -> str:
+    return "_".join([kind] + [f"{c}{v[c]}" for c in KINDS[kind][1]])
 
 
 def _resolve(kind: str, model_id: str | None, scale: int | None, **hp: int | None) -> tuple[str, dict[str, int]]:
@@ -159,7 +153,7 @@ def _resolve(kind: str, model_id: str | None, scale: int | None, **hp: int | Non
     if model_id is not None:
         got_kind, v = parse_model_id(model_id)
         if got_kind != kind:
-            raise VsrkitError(f"model id {model_id!r} is a {got_kind} model, not {kind}")
+            raise ValueError(f"model id {model_id!r} is a {got_kind} model, not {kind}")
     else:
         v = {}
     if scale is not None:
@@ -167,13 +161,13 @@ def _resolve(kind: str, model_id: str | None, scale: int | None, **hp: int | Non
     for k, val in hp.items():
         if val is not None:
             v[k] = int(val)
-    missing = [c for c in _KINDS[kind][1] if c not in v]
+    missing = [c for c in KINDS[kind][1] if c not in v]
     if missing:
-        raise VsrkitError(
-            f"{_KINDS[kind][0]} needs a model_id like {_example(kind)!r} or the keywords "
+        raise ValueError(
+            f"{KINDS[kind][0]} needs a model_id like {_example(kind)!r} or the keywords "
             + ", ".join("scale" if c == "s" else c for c in missing)
         )
-    mid = _make_id(kind, v)
+    mid = make_id(kind, v)
     _check(kind, v, mid)
     return mid, v
 
@@ -185,9 +179,7 @@ class _Base(nn.Module):
         self.model_id = model_id
         self.hparams = dict(v)
         self.scale = v["s"]
-        self.temporal = FRAME
-        self.channels = 1
-        self.size_multiple = 1
+        self.spec = ModelSpec(scale=self.scale, temporal=Temporal("frame"), channels=1)
 
     def extra_repr(self) -> str:
         return f"model_id={self.model_id!r}"
@@ -401,7 +393,7 @@ class Bicubic(_Base):
     def __init__(self, model_id: str | None = None, *, scale: int | None = None) -> None:
         super().__init__()
         if model_id is not None and "PS" in model_id.split("_")[1:]:
-            raise VsrkitError(
+            raise ValueError(
                 f"{model_id!r}: the official pixel-shuffle Bicubic variant is not supported "
                 "(it returns 2n-2 pixels and no released file uses it); use the plain id, e.g. 'Bicubic_s2'"
             )
@@ -422,7 +414,7 @@ class Bicubic(_Base):
         self._pad = (left, right)
         # output size check: the official transposed conv gives s*h for these settings
         if K - 2 * self.padding + self.output_padding != s:
-            raise VsrkitError(f"Bicubic_s{s}: unsupported scale")
+            raise ValueError(f"Bicubic_s{s}: unsupported scale")
 
     def polyphase_filters(self) -> torch.Tensor:
         """The ``(s*s, 1, n, n)`` correlation filters, phase ``ry*s + rx`` (``nn.PixelShuffle`` order)."""
@@ -456,171 +448,4 @@ _CLASSES: dict[str, type[_Base]] = {
 def build(model_id: str) -> _Base:
     """The model for an official model id, e.g. ``build('eSR-TR_s2_K5_C4')``."""
     kind, _ = parse_model_id(model_id)
-    return _CLASSES[_KINDS[kind][0]](model_id)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Catalog
-
-_SUMMARY = "Y only; chroma bicubic"
-_DEFAULTS = {
-    # name: (class, model id template) - configurations that exist in the released model-files at s2, s3, s4
-    "esr-max": ("EdgeSRMAX", "eSR-MAX_s{s}_K7_C8", "edge-SR MAX, one 7x7 layer"),
-    "esr-tm": ("EdgeSRTM", "eSR-TM_s{s}_K7_C16", "edge-SR template matching, one 7x7 layer"),
-    "esr-tr": ("EdgeSRTR", "eSR-TR_s{s}_K7_C16", "edge-SR transformer, one 7x7 layer"),
-    "esr-cnn": ("EdgeSRCNN", "eSR-CNN_s{s}_C8_D3_S6", "edge-SR CNN (D3, S6)"),
-    "espcn": ("ESPCN", "ESPCN_s{s}_D64_S32", "ESPCN (D64, S32)"),
-    "fsrcnn": ("FSRCNN", "FSRCNN_s{s}_D56_S12_M4", "FSRCNN (D56, S12, M4)"),
-    "bicubic": ("Bicubic", "Bicubic_s{s}", "bicubic as a learnable filter layer"),
-}
-
-MODELS: list[ModelEntry] = []
-for _name, (_cls, _tpl, _what) in _DEFAULTS.items():
-    for _s in (2, 3, 4):
-        MODELS.append(
-            ModelEntry(
-                name=_name if _s == 2 else f"{_name}-x{_s}",
-                arch=_cls,
-                kwargs={"model_id": _tpl.format(s=_s)},
-                summary=f"{_what}, x{_s} ({_tpl.format(s=_s)}); {_SUMMARY}; weights: --weights model-files/"
-                f"{_tpl.format(s=_s)}.model from pnavarre/eSR",
-            )
-        )
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Checkpoint detection
-
-_STEM_SUFFIXES = (".model", ".pth", ".pt", ".safetensors", ".bin", ".ckpt")
-
-
-def _stem(filename: str) -> str:
-    name = Path(str(filename)).name
-    for suf in _STEM_SUFFIXES:
-        if name.lower().endswith(suf):
-            return name[: -len(suf)]
-    return name
-
-
-def _keys_kind(sd: dict[str, torch.Tensor]) -> str | None:
-    """Which edge-SR layout a state dict has from its key names alone ('filter' = MAX/TM/TR), or None."""
-    keys = set(sd)
-    if keys == {"filter.weight"}:
-        return "filter"
-    if keys == {"net.weight"}:
-        return "Bicubic"
-    if keys in ({"filter.0.weight", "filter.0.bias", "filter.2.weight", "filter.2.bias", "filter.4.weight"},
-                {"filter.0.weight", "filter.0.bias", "filter.2.weight"}):
-        return "eSR-CNN"
-    if keys in ({f"net.{i}.{p}" for i in (0, 2, 4) for p in ("weight", "bias")},
-                {f"net.{i}.{p}" for i in (0, 2) for p in ("weight", "bias")}):
-        return "ESPCN"
-    if "net.0.weight" in keys and "net.1.weight" in keys and all(re.fullmatch(r"net\.\d+\.(weight|bias)", k) for k in keys):
-        return "FSRCNN"
-    return None
-
-
-def _shape(sd: dict[str, torch.Tensor], key: str) -> tuple[int, ...]:
-    return tuple(sd[key].shape)
-
-
-def _infer(kind: str, sd: dict[str, torch.Tensor]) -> tuple[str, dict[str, int]]:
-    """Hyper-parameters from shapes alone; VsrkitError naming what cannot be told."""
-    hint = "keep the official file name (e.g. {}.model) or pass model_id"
-    if kind == "filter":
-        n, _, K, _ = _shape(sd, "filter.weight")
-        cands = [(k, s, n // (m * s * s)) for k, m in (("eSR-MAX", 1), ("eSR-TM", 2), ("eSR-TR", 3))
-                 for s in (2, 3, 4) if n % (m * s * s) == 0]
-        if len(cands) == 1:
-            k, s, C = cands[0]
-            return k, {"s": s, "K": K, "C": C}
-        told = ", ".join(f"{k}_s{s}_K{K}_C{C}" for k, s, C in cands) or "none"
-        raise VsrkitError(
-            f"edge-SR checkpoint: the variant (MAX/TM/TR), scale s and C cannot be told from filter.weight "
-            f"{list(sd['filter.weight'].shape)} (it holds variant*s*s*C = {n} filters; could be {told}); "
-            + hint.format("eSR-TR_s2_K7_C16")
-        )
-    if kind == "eSR-CNN":
-        if "filter.4.weight" in sd:
-            D, S, n = _shape(sd, "filter.0.weight")[0], _shape(sd, "filter.2.weight")[0], _shape(sd, "filter.4.weight")[0]
-        else:
-            D, S, n = 0, _shape(sd, "filter.0.weight")[0], _shape(sd, "filter.2.weight")[0]
-        cands = [(s, n // (2 * s * s)) for s in (2, 3, 4) if n % (2 * s * s) == 0]
-        if len(cands) == 1:
-            s, C = cands[0]
-            return kind, {"s": s, "C": C, "D": D, "S": S}
-        told = ", ".join(f"eSR-CNN_s{s}_C{C}_D{D}_S{S}" for s, C in cands) or "none"
-        raise VsrkitError(
-            f"eSR-CNN checkpoint: scale s and C cannot be told from its last layer ({n} = 2*s*s*C filters; "
-            f"could be {told}); " + hint.format("eSR-CNN_s2_C8_D3_S6")
-        )
-    if kind == "ESPCN":
-        if "net.4.weight" in sd:
-            D, S, n = _shape(sd, "net.0.weight")[0], _shape(sd, "net.2.weight")[0], _shape(sd, "net.4.weight")[0]
-        else:
-            D, S, n = 0, _shape(sd, "net.0.weight")[0], _shape(sd, "net.2.weight")[0]
-        s = math.isqrt(n)
-        if s * s != n or s < 2:
-            raise VsrkitError(f"ESPCN checkpoint: last layer has {n} filters, not scale*scale")
-        return kind, {"s": s, "D": D, "S": S}
-    if kind == "FSRCNN":
-        D, S = _shape(sd, "net.0.weight")[0], _shape(sd, "net.2.weight")[0]
-        M = sum(1 for k in sd if k.endswith(".weight") and sd[k].ndim == 4 and sd[k].shape[-1] == 3)
-        raise VsrkitError(
-            f"FSRCNN checkpoint (D{D}, S{S}, M{M}): the scale s cannot be told from the weights (the 9x9 "
-            "transposed convolution has the same shape at every scale); "
-            + hint.format(f"FSRCNN_s2_D{D}_S{S}_M{M}")
-        )
-    if kind == "Bicubic":
-        L = _shape(sd, "net.weight")[-1]
-        for s in range(2, 9):
-            if len(bicubic_kernel(s)) + 1 == L:
-                return kind, {"s": s}
-        raise VsrkitError(f"Bicubic checkpoint: net.weight of size {L} matches no scale")
-    raise AssertionError(kind)
-
-
-def detect(state_dict: dict[str, torch.Tensor], filename: str | None = None) -> tuple[str, dict[str, Any]] | None:
-    """Recognise an edge-SR / ESPCN / FSRCNN / Bicubic checkpoint.
-
-    With a file name in the official form (``eSR-TR_s4_K3_C5.model``, ``eSR-CNN_s2_C8_D3_S6.model``,
-    ``ESPCN_s2_D64_S32.model``, ``FSRCNN_s2_D56_S12_M4.model``, ``Bicubic_s2.model``; any of the suffixes
-    .model/.pth/.pt/.safetensors/.bin/.ckpt or none) the id comes from the name and is checked against the
-    shapes. Without one, it is read from the shapes where they tell: ESPCN and Bicubic always, eSR-CNN and
-    eSR-MAX/TM/TR only when a single scale (and variant) fits; FSRCNN never (its scale is not in the shapes).
-
-    Returns ``(class_name, {'model_id': id})``, or None when the keys are not of this family (and the file
-    name does not claim it). Raises VsrkitError when the name claims this family but does not parse or
-    does not fit the weights, or when a hyper-parameter cannot be told.
-    """
-    kind_keys = _keys_kind(state_dict)
-    stem = _stem(filename) if filename else None
-    kind_name = _kind_of(stem) if stem else None
-    if kind_keys is None and kind_name is None:
-        return None
-    if kind_name is not None:
-        kind, v = parse_model_id(stem)
-        model_id = _make_id(kind, v)
-        if kind_keys is None:
-            first = next(iter(state_dict), None)
-            raise VsrkitError(
-                f"{Path(str(filename)).name} is named like an edge-SR {kind} model but its weights are not one "
-                f"(first key {first!r})"
-            )
-        model = _CLASSES[_KINDS[kind][0]](model_id)
-        own = model.state_dict()
-        if set(own) != set(state_dict):
-            extra = sorted(set(state_dict) - set(own)) or sorted(set(own) - set(state_dict))
-            raise VsrkitError(
-                f"{Path(str(filename)).name}: the weights do not fit {model_id} (key {extra[0]!r}); "
-                "is the file renamed?"
-            )
-        for k, t in own.items():
-            if tuple(t.shape) != tuple(state_dict[k].shape):
-                raise VsrkitError(
-                    f"{Path(str(filename)).name}: the weights do not fit {model_id}: {k!r} has shape "
-                    f"{tuple(state_dict[k].shape)}, {model_id} has {tuple(t.shape)}; is the file renamed?"
-                )
-        return _KINDS[kind][0], {"model_id": model_id}
-    kind, v = _infer(kind_keys, state_dict)
-    return _KINDS[kind][0], {"model_id": _make_id(kind, v)}
+    return _CLASSES[KINDS[kind][0]](model_id)

@@ -24,20 +24,15 @@ them for each of the ``num_frame`` windows a frame appears in).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from vsrkit.catalog import ModelEntry, WeightsSource
-from vsrkit.errors import VsrkitError
-from vsrkit.models.common import ResidualBlockNoBN, make_layer
-from vsrkit.models.dcn import DCNv2Pack
-from vsrkit.spec import Temporal
+from vsrkit.models.layers.common import ResidualBlockNoBN, make_layer
+from vsrkit.models.layers.dcn import DCNv2Pack
+from vsrkit.models.spec import ModelSpec, Temporal
 
-__all__ = ["EDVR", "PCDAlignment", "TSAFusion", "PredeblurModule", "MODELS", "detect", "convert_state_dict"]
+__all__ = ["EDVR", "PCDAlignment", "TSAFusion", "PredeblurModule", "forward_sliding", "upsample_in_strips"]
 
 
 def _lrelu(x: torch.Tensor) -> torch.Tensor:
@@ -224,12 +219,8 @@ class PredeblurModule(nn.Module):
 
 
 class EDVR(nn.Module):
-    """EDVR with BasicSR's constructor arguments and parameter names.
-
-    ``end_padding`` (a vsrkit addition, not an official argument): how the engine makes frames beyond
-    the ends of the video; ``None`` = as BasicSR tests the released models (``replicate`` for the
-    deblurring models with ``with_predeblur``, ``reflection_circle`` otherwise).
-    """
+    """EDVR with BasicSR's constructor arguments and parameter names (a window model: the output is frame
+    ``center_frame_idx`` of the window)."""
 
     def __init__(
         self,
@@ -244,28 +235,26 @@ class EDVR(nn.Module):
         hr_in: bool = False,
         with_predeblur: bool = False,
         with_tsa: bool = True,
-        end_padding: str | None = None,
     ):
         super().__init__()
         if hr_in and not with_predeblur:
             # BasicSR builds it but fails at run time (features are not reduced to the LR size)
-            raise VsrkitError("EDVR: hr_in=True needs with_predeblur=True (its stride-2 convs reduce the HR input)")
+            raise ValueError("EDVR: hr_in=True needs with_predeblur=True (its stride-2 convs reduce the HR input)")
         self.center_frame_idx = num_frame // 2 if center_frame_idx is None else center_frame_idx
         if not 0 <= self.center_frame_idx < num_frame:
-            raise VsrkitError(f"EDVR: center_frame_idx {center_frame_idx} is outside 0..{num_frame - 1}")
+            raise ValueError(f"EDVR: center_frame_idx {center_frame_idx} is outside 0..{num_frame - 1}")
         self.num_frame = num_frame
         self.hr_in = hr_in
         self.with_predeblur = with_predeblur
         self.with_tsa = with_tsa
 
         # vsrkit model contract
-        self.scale = 1 if hr_in else 4
-        self.channels = num_in_ch
-        self.size_multiple = 16 if hr_in else 4
-        if end_padding is None:
-            end_padding = "replicate" if with_predeblur else "reflection_circle"
-        self.temporal = Temporal(
-            "window", window=num_frame, ahead=num_frame - 1 - self.center_frame_idx, end_padding=end_padding
+        self.spec = ModelSpec(
+            scale=1 if hr_in else 4,
+            temporal=Temporal("window", window=num_frame, ahead=num_frame - 1 - self.center_frame_idx),
+            channels=num_in_ch,
+            size_multiple=16 if hr_in else 4,
+            sliding=forward_sliding,
         )
 
         # per-frame feature extraction
@@ -297,7 +286,7 @@ class EDVR(nn.Module):
 
     # --- stages ---
     def _check_size(self, h: int, w: int) -> None:
-        m = self.size_multiple
+        m = self.spec.size_multiple
         if h % m or w % m:
             raise ValueError(f"EDVR: height and width must be multiples of {m}, got {h}x{w}")
 
@@ -321,38 +310,20 @@ class EDVR(nn.Module):
 
     def upsample(self, feat: torch.Tensor, x_center: torch.Tensor) -> torch.Tensor:
         """Reconstruction trunk, x4 pixel-shuffle upsampling and the centre-frame base."""
-        out = self.reconstruction(feat)
-        h = out.shape[-2]
-        rows = self._strip_rows(out)
-        if rows >= h:
-            out = self._upsample_tail(out)
-        else:
-            # in horizontal strips with a halo of 2 LR rows (the tail's receptive field is 1 + 1/2 + 1/4 + 1/4):
-            # the same numbers, while no HR tensor grows past the size that the allocator recycles
-            halo, strips = 2, []
-            for r0 in range(0, h, rows):
-                r1 = min(h, r0 + rows)
-                a, z = max(0, r0 - halo), min(h, r1 + halo)
-                y = self._upsample_tail(out[:, :, a:z])
-                strips.append(y[:, :, 4 * (r0 - a) : 4 * (r0 - a) + 4 * (r1 - r0)])
-            out = torch.cat(strips, 2)
-        if self.hr_in:
-            base = x_center
-        else:
-            base = F.interpolate(x_center, scale_factor=4, mode="bilinear", align_corners=False)
-        return out + base
+        return self.upsample_tail(self.reconstruction(feat)) + self.base(x_center)
 
-    @staticmethod
-    def _strip_rows(feat: torch.Tensor, budget: int = 4 << 20) -> int:
-        """LR rows per strip so that the largest HR tensor (64 channels at x4) has about ``budget`` elements."""
-        b, _, h, w = feat.shape
-        return max(8, budget // max(1, b * 64 * 16 * w))
-
-    def _upsample_tail(self, out: torch.Tensor) -> torch.Tensor:
+    def upsample_tail(self, out: torch.Tensor) -> torch.Tensor:
+        """upconv1 -> shuffle -> upconv2 -> shuffle -> conv_hr -> conv_last."""
         out = _lrelu(self.pixel_shuffle(self.upconv1(out)))
         out = _lrelu(self.pixel_shuffle(self.upconv2(out)))
         out = _lrelu(self.conv_hr(out))
         return self.conv_last(out)
+
+    def base(self, x_center: torch.Tensor) -> torch.Tensor:
+        """The image the reconstruction is added to: the centre frame, bilinearly x4 unless ``hr_in``."""
+        if self.hr_in:
+            return x_center
+        return F.interpolate(x_center, scale_factor=4, mode="bilinear", align_corners=False)
 
     def align_window(self, feats: list[torch.Tensor]) -> torch.Tensor:
         """PCD-align every frame of ``feats`` (levels ``[b, t, c, h_l, w_l]``) to the centre; ``[b, t, c, h, w]``.
@@ -375,209 +346,77 @@ class EDVR(nn.Module):
         aligned = self.align_window(feats)
         return self.upsample(self.fuse(aligned), x_center)
 
-    def forward_sliding(self, x: torch.Tensor, frame_chunk: int | None = None) -> torch.Tensor:
-        """All windows of ``x[b, T + num_frame - 1, c, h, w]`` -> ``[b, T, c, scale*h, scale*w]``.
 
-        Window ``k`` is frames ``k .. k + num_frame - 1``; the result equals ``forward`` on each window
-        (to float rounding). Per-frame work (features, pyramid, the frame-only halves of
-        ``pcd_align.offset_conv1`` and ``cas_offset_conv1``) is done once per frame, ``frame_chunk`` frames
-        at a time (default 1: on CPU small tensors are faster, big ones cost page faults at each allocation).
-        """
-        b, n, c, h, w = x.shape
-        nf, ci = self.num_frame, self.center_frame_idx
-        if n < nf:
-            raise ValueError(f"EDVR.forward_sliding: need at least {nf} frames, got {n}")
-        self._check_size(h, w)
-        chunk = frame_chunk or 1
-        centres = range(ci, n - nf + 1 + ci)
-        # per frame j: pyramid features, neighbour terms of offset_conv1 and, for frames that are a window's
-        # centre, the reference terms of offset_conv1 and cas_offset_conv1 (kept per frame: no big concatenations)
-        feat: list[list[torch.Tensor]] = []
-        nbr_t: list[list[torch.Tensor]] = []
-        ref_t: dict[int, tuple[list[torch.Tensor], torch.Tensor]] = {}
-        pcd = self.pcd_align
-        for s in range(0, n, chunk):
-            e = min(n, s + chunk)
-            fl = self.extract_features(x[:, s:e].reshape(b * (e - s), c, h, w))
-            nb = pcd.nbr_terms(fl)
-            for j in range(s, e):
-                def pick(t: torch.Tensor, j: int = j) -> torch.Tensor:
-                    return t.view(b, e - s, *t.shape[1:])[:, j - s]
-
-                feat.append([pick(f) for f in fl])
-                nbr_t.append([pick(f) for f in nb])
-                if j in centres:
-                    rf, cs = pcd.ref_terms(feat[j])
-                    ref_t[j] = (rf, cs)
-            del fl, nb
-
-        outs = []
-        for k in range(n - nf + 1):
-            r = k + ci  # the reference (centre) frame of this window
-            rf, cs = ref_t[r]
-            # one pair at a time: full-size tensors of batch b stay small enough for the allocator to recycle
-            aligned = torch.stack(
-                [
-                    pcd.align(feat[k + i], [nbr_t[k + i][lvl] + rf[lvl] for lvl in range(3)], None, cs)
-                    for i in range(nf)
-                ],
-                1,
-            )
-            outs.append(self.upsample(self.fuse(aligned), x[:, r]))
-            ref_t.pop(r)
-        return torch.stack(outs, 1)
+# ----------------------------------------------------------------------------------------------------------
+# Streaming adapters the engine uses (declared in ``EDVR.spec``); tested equal to ``EDVR.forward``.
 
 
-# --- checkpoints ---
-
-_URL = "https://drive.usercontent.google.com/download?id={}&export=download&confirm=t"
-_LICENCE = "Apache-2.0 (XPixelGroup/BasicSR, xinntao/EDVR)"
-
-
-def _weights(filename: str, gdrive_id: str) -> WeightsSource:
-    prefix = filename.rsplit("-", 1)[1].split(".")[0]  # BasicSR names files <name>-<sha256[:8]>.pth
-    return WeightsSource(filename=filename, sha256=prefix, url=_URL.format(gdrive_id), licence=_LICENCE)
-
-
-_M = dict(num_feat=64, num_frame=5, deformable_groups=8, num_extract_block=5, num_reconstruct_block=10)
-_L = dict(num_feat=128, num_frame=5, deformable_groups=8, num_extract_block=5, num_reconstruct_block=40)
-
-# file names and Google Drive ids: BasicSR scripts/download_pretrained_models.py ('EDVR');
-# configurations: BasicSR options/test/EDVR/*.yml
-MODELS: list[ModelEntry] = [
-    ModelEntry("edvr", "EDVR", {}, summary="EDVR, BasicSR defaults (= EDVR-M), random weights"),
-    ModelEntry("edvr-m", "EDVR", dict(_M, with_tsa=True), summary="EDVR-M: 64 features, 5 frames, TSA"),
-    ModelEntry("edvr-l", "EDVR", dict(_L, with_tsa=True), summary="EDVR-L: 128 features, 40 reconstruction blocks"),
-    ModelEntry(
-        "edvr-m-reds", "EDVR", dict(_M, with_tsa=True),
-        _weights("EDVR_M_x4_SR_REDS_official-32075921.pth", "1dd6aFj-5w2v08VJTq5mS9OFsD-wALYD6"),
-        summary="EDVR-M x4, REDS (bicubic)",
-    ),
-    ModelEntry(
-        "edvr-m-notsa-reds", "EDVR", dict(_M, with_tsa=False),
-        _weights("EDVR_M_woTSA_x4_SR_REDS_official-1edf645c.pth", "1C_WdN-NyNj-P7SOB5xIVuHl4EBOwd-Ny"),
-        summary="EDVR-M without TSA x4, REDS (bicubic)",
-    ),
-    ModelEntry(
-        "edvr-l-reds", "EDVR", dict(_L, with_tsa=True),
-        _weights("EDVR_L_x4_SR_REDS_official-9f5f5039.pth", "127KXEjlCwfoPC1aXyDkluNwr9elwyHNb"),
-        summary="EDVR-L x4, REDS (bicubic)",
-    ),
-    ModelEntry(
-        "edvr-l-vimeo", "EDVR", dict(_L, num_frame=7, with_tsa=True),
-        _weights("EDVR_L_x4_SR_Vimeo90K_official-162b54e4.pth", "1aVR3lkX6ItCphNLcT7F5bbbC484h4Qqy"),
-        summary="EDVR-L x4, Vimeo-90K (bicubic), 7 frames",
-    ),
-    ModelEntry(
-        "edvr-l-reds-srblur", "EDVR", dict(_L, with_tsa=True, with_predeblur=True),
-        _weights("EDVR_L_x4_SRblur_REDS_official-983d7b8e.pth", "1GZz_87ybR8eAAY3X2HWwI3L6ny7-5Yvl"),
-        summary="EDVR-L x4 of blurred low-resolution frames, REDS",
-    ),
-    ModelEntry(
-        "edvr-l-reds-deblur", "EDVR", dict(_L, with_tsa=True, with_predeblur=True, hr_in=True),
-        _weights("EDVR_L_deblur_REDS_official-ca46bd8c.pth", "1_ma2tgHscZtkIY2tEJkVdU-UP8bnqBRE"),
-        summary="EDVR-L video deblurring (x1), REDS",
-    ),
-    ModelEntry(
-        "edvr-l-reds-deblurcomp", "EDVR", dict(_L, with_tsa=True, with_predeblur=True, hr_in=True),
-        _weights("EDVR_L_deblurcomp_REDS_official-0e988e5c.pth", "1fEoSeLFnHSBbIs95Au2W197p8e4ws4DW"),
-        summary="EDVR-L deblurring of compressed video (x1), REDS",
-    ),
-]
+def upsample_in_strips(model: EDVR, feat: torch.Tensor, x_center: torch.Tensor, budget: int = 4 << 20) -> torch.Tensor:
+    """``model.upsample`` in horizontal strips with a halo of 2 LR rows (the tail's receptive field is
+    1 + 1/2 + 1/4 + 1/4): the same numbers, while no HR tensor grows past about ``budget`` elements, the
+    size that the allocator recycles."""
+    out = model.reconstruction(feat)
+    b, _, h, w = out.shape
+    rows = max(8, budget // max(1, b * 64 * 16 * w))
+    if rows >= h:
+        return model.upsample_tail(out) + model.base(x_center)
+    halo, strips = 2, []
+    for r0 in range(0, h, rows):
+        r1 = min(h, r0 + rows)
+        a, z = max(0, r0 - halo), min(h, r1 + halo)
+        y = model.upsample_tail(out[:, :, a:z])
+        strips.append(y[:, :, 4 * (r0 - a) : 4 * (r0 - a) + 4 * (r1 - r0)])
+    return torch.cat(strips, 2) + model.base(x_center)
 
 
-def _is_original_format(sd: Mapping[str, torch.Tensor]) -> bool:
-    return any(k.startswith(("pcd_align.L1_", "tsa_fusion.", "recon_trunk.")) for k in sd)
+def forward_sliding(model: EDVR, x: torch.Tensor, frame_chunk: int | None = None) -> torch.Tensor:
+    """All windows of ``x[b, T + num_frame - 1, c, h, w]`` -> ``[b, T, c, scale*h, scale*w]``.
 
-
-def convert_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename a checkpoint of the original xinntao/EDVR code to BasicSR names (others pass unchanged).
-
-    The mapping is the inverse of BasicSR's ``scripts/model_conversion/convert_models.py:convert_edvr``
-    (note the swap there: ``tAtt_1`` is ``temporal_attn2`` and ``tAtt_2`` is ``temporal_attn1``).
+    Window ``k`` is frames ``k .. k + num_frame - 1``; the result equals ``forward`` on each window
+    (to float rounding). Per-frame work (features, pyramid, the frame-only halves of
+    ``pcd_align.offset_conv1`` and ``cas_offset_conv1``) is done once per frame, ``frame_chunk`` frames
+    at a time (default 1: on CPU small tensors are faster, big ones cost page faults at each allocation).
     """
-    if not _is_original_format(sd):
-        return dict(sd)
-    out: dict[str, torch.Tensor] = {}
-    rules: list[tuple[str, str]] = [
-        (r"^pre_deblur\.conv_first_1\.", "predeblur.conv_first."),
-        (r"^pre_deblur\.conv_first_2\.", "predeblur.stride_conv_hr1."),
-        (r"^pre_deblur\.conv_first_3\.", "predeblur.stride_conv_hr2."),
-        (r"^pre_deblur\.conv_first\.", "predeblur.conv_first."),
-        (r"^pre_deblur\.deblur_L2_conv\.", "predeblur.stride_conv_l2."),
-        (r"^pre_deblur\.deblur_L3_conv\.", "predeblur.stride_conv_l3."),
-        (r"^pre_deblur\.RB_L3_1\.", "predeblur.resblock_l3."),
-        (r"^pre_deblur\.RB_L2_(\d)\.", r"predeblur.resblock_l2_\1."),
-        (r"^fea_L([23])_conv(\d)\.", r"conv_l\1_\2."),
-        (r"^pcd_align\.L(\d)_dcnpack\.conv_offset_mask\.", r"pcd_align.dcn_pack.l\1.conv_offset."),
-        (r"^pcd_align\.L(\d)_dcnpack\.", r"pcd_align.dcn_pack.l\1."),
-        (r"^pcd_align\.L(\d)_offset_conv(\d)\.", r"pcd_align.offset_conv\2.l\1."),
-        (r"^pcd_align\.L(\d)_fea_conv\.", r"pcd_align.feat_conv.l\1."),
-        (r"^pcd_align\.cas_dcnpack\.conv_offset_mask\.", "pcd_align.cas_dcnpack.conv_offset."),
-        (r"^tsa_fusion\.tAtt_1\.", "fusion.temporal_attn2."),
-        (r"^tsa_fusion\.tAtt_2\.", "fusion.temporal_attn1."),
-        (r"^tsa_fusion\.fea_fusion\.", "fusion.feat_fusion."),
-        (r"^tsa_fusion\.sAtt_add_(\d)\.", r"fusion.spatial_attn_add\1."),
-        (r"^tsa_fusion\.sAtt_L(\d)\.", r"fusion.spatial_attn_l\1."),
-        (r"^tsa_fusion\.sAtt_(\d)\.", r"fusion.spatial_attn\1."),
-        (r"^tsa_fusion\.", "fusion."),
-        (r"^recon_trunk\.", "reconstruction."),
-        (r"^HRconv\.", "conv_hr."),
-    ]
-    for k, v in sd.items():
-        m = re.match(r"^pre_deblur\.RB_L1_(\d)\.(.*)$", k)
-        if m:
-            out[f"predeblur.resblock_l1.{int(m.group(1)) - 1}.{m.group(2)}"] = v
-            continue
-        new = k
-        for pat, rep in rules:
-            if re.match(pat, k):
-                new = re.sub(pat, rep, k)
-                break
-        out[new] = v
-    return out
+    b, n, c, h, w = x.shape
+    nf, ci = model.num_frame, model.center_frame_idx
+    if n < nf:
+        raise ValueError(f"forward_sliding: need at least {nf} frames, got {n}")
+    model._check_size(h, w)
+    chunk = frame_chunk or 1
+    centres = range(ci, n - nf + 1 + ci)
+    # per frame j: pyramid features, neighbour terms of offset_conv1 and, for frames that are a window's
+    # centre, the reference terms of offset_conv1 and cas_offset_conv1 (kept per frame: no big concatenations)
+    feat: list[list[torch.Tensor]] = []
+    nbr_t: list[list[torch.Tensor]] = []
+    ref_t: dict[int, tuple[list[torch.Tensor], torch.Tensor]] = {}
+    pcd = model.pcd_align
+    for s in range(0, n, chunk):
+        e = min(n, s + chunk)
+        fl = model.extract_features(x[:, s:e].reshape(b * (e - s), c, h, w))
+        nb = pcd.nbr_terms(fl)
+        for j in range(s, e):
+            def pick(t: torch.Tensor, j: int = j) -> torch.Tensor:
+                return t.view(b, e - s, *t.shape[1:])[:, j - s]
 
+            feat.append([pick(f) for f in fl])
+            nbr_t.append([pick(f) for f in nb])
+            if j in centres:
+                rf, cs = pcd.ref_terms(feat[j])
+                ref_t[j] = (rf, cs)
+        del fl, nb
 
-def _count(sd: Mapping[str, torch.Tensor], prefix: str) -> int:
-    idx = {int(k[len(prefix):].split(".")[0]) for k in sd if k.startswith(prefix)}
-    return max(idx) + 1 if idx else 0
-
-
-def detect(state_dict: Mapping[str, torch.Tensor], filename: str | None = None) -> tuple[str, dict] | None:
-    """``("EDVR", kwargs)`` for an EDVR checkpoint (BasicSR or original names), else ``None``.
-
-    IconVSR checkpoints (EDVR modules under ``edvr.`` beside BasicVSR trunks) and BasicSR's
-    ``EDVR_*_pretrained_for_IconVSR`` feature extractors (no reconstruction part) are not EDVR models.
-    """
-    sd = convert_state_dict(state_dict)
-    need = (
-        "pcd_align.cas_dcnpack.weight",
-        "pcd_align.dcn_pack.l1.conv_offset.weight",
-        "upconv1.weight",
-        "conv_last.weight",
-    )
-    if not all(k in sd for k in need):
-        return None
-    num_feat = sd["conv_l2_1.weight"].shape[0] if "conv_l2_1.weight" in sd else sd["upconv1.weight"].shape[1]
-    off_out, _, kh, kw = sd["pcd_align.dcn_pack.l1.conv_offset.weight"].shape
-    if off_out % (3 * kh * kw):
-        raise VsrkitError(f"EDVR checkpoint: cannot tell deformable_groups from conv_offset with {off_out} channels")
-    with_tsa = "fusion.temporal_attn1.weight" in sd
-    fusion_in = sd["fusion.feat_fusion.weight" if with_tsa else "fusion.weight"].shape[1]
-    if fusion_in % num_feat:
-        raise VsrkitError(f"EDVR checkpoint: cannot tell num_frame from a fusion of {fusion_in} input channels")
-    with_predeblur = "predeblur.conv_first.weight" in sd
-    first = sd["predeblur.conv_first.weight" if with_predeblur else "conv_first.weight"]
-    kwargs = dict(
-        num_in_ch=first.shape[1],
-        num_out_ch=3,  # unused by BasicSR's EDVR (conv_last always has 3 outputs)
-        num_feat=num_feat,
-        num_frame=fusion_in // num_feat,
-        deformable_groups=off_out // (3 * kh * kw),
-        num_extract_block=_count(sd, "feature_extraction."),
-        num_reconstruct_block=_count(sd, "reconstruction."),
-        hr_in="predeblur.stride_conv_hr1.weight" in sd,
-        with_predeblur=with_predeblur,
-        with_tsa=with_tsa,
-    )
-    return "EDVR", kwargs
+    outs = []
+    for k in range(n - nf + 1):
+        r = k + ci  # the reference (centre) frame of this window
+        rf, cs = ref_t[r]
+        # one pair at a time: full-size tensors of batch b stay small enough for the allocator to recycle
+        aligned = torch.stack(
+            [
+                pcd.align(feat[k + i], [nbr_t[k + i][lvl] + rf[lvl] for lvl in range(3)], None, cs)
+                for i in range(nf)
+            ],
+            1,
+        )
+        outs.append(upsample_in_strips(model, model.fuse(aligned), x[:, r]))
+        ref_t.pop(r)
+    return torch.stack(outs, 1)

@@ -35,11 +35,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from vsrkit.catalog import ModelEntry
-from vsrkit.errors import VsrkitError
-from vsrkit.spec import Temporal
+from vsrkit.models.spec import ModelSpec, Temporal
 
-__all__ = ["RLSP", "MODELS", "detect", "shuffle_down", "shuffle_up"]
+__all__ = ["RLSP", "shuffle_down", "shuffle_up"]
 
 PARAM_KEYS = {
     "layers": "layers",
@@ -96,11 +94,11 @@ class RLSP(nn.Module):
         if not hidden_state:
             cfg["state_dim"] = 0
         if cfg["layers"] < 2 or cfg["filters"] < 1 or cfg["state_dim"] < 0 or cfg["factor"] < 1:
-            raise VsrkitError(f"RLSP: bad configuration {cfg}")
+            raise ValueError(f"RLSP: bad configuration {cfg}")
         if cfg["kernel_size"] < 1 or cfg["kernel_size"] % 2 == 0:
-            raise VsrkitError(f"RLSP: kernel size must be odd, got {cfg['kernel_size']}")
+            raise ValueError(f"RLSP: kernel size must be odd, got {cfg['kernel_size']}")
         if in_channels not in (1, 3):
-            raise VsrkitError(f"RLSP: in_channels must be 1 (Y) or 3 (RGB), got {in_channels}")
+            raise ValueError(f"RLSP: in_channels must be 1 (Y) or 3 (RGB), got {in_channels}")
         self.layers, self.filters, self.kernel_size = cfg["layers"], cfg["filters"], cfg["kernel_size"]
         self.factor, self.state_dim = cfg["factor"], cfg["state_dim"]
         self.in_channels = in_channels
@@ -108,12 +106,10 @@ class RLSP(nn.Module):
         self.hidden_state = self.state_dim > 0
 
         self.scale = self.factor
-        self.channels = in_channels
-        self.size_multiple = 1
-        self.temporal = (
-            Temporal("recurrent", window=3, ahead=1, end_padding="replicate")
-            if self.neighbours
-            else Temporal("recurrent", window=1, ahead=0)
+        self.spec = ModelSpec(
+            scale=self.factor,
+            temporal=Temporal("recurrent", window=3, ahead=1) if self.neighbours else Temporal("recurrent"),
+            channels=in_channels,
         )
 
         c, f2, k = in_channels, self.factor**2, self.kernel_size
@@ -140,8 +136,8 @@ class RLSP(nn.Module):
         output still shuffled down (``(b, c*f*f, h, w)``, if ``feedback``) and the hidden state (if any).
         """
         b, n, c, h, w = x.shape
-        if n != self.temporal.window or c != self.in_channels:
-            raise ValueError(f"RLSP.step expects (b, {self.temporal.window}, {self.in_channels}, h, w), got {tuple(x.shape)}")
+        if n != self.spec.temporal.window or c != self.in_channels:
+            raise ValueError(f"RLSP.step expects (b, {self.spec.temporal.window}, {self.in_channels}, h, w), got {tuple(x.shape)}")
         f2 = self.factor**2
         if state is None:
             parts = []
@@ -150,7 +146,7 @@ class RLSP(nn.Module):
             if self.hidden_state:
                 parts.append(x.new_zeros(b, self.state_dim, h, w))
             state = tuple(parts)
-        cur = x[:, self.temporal.window - 1 - self.temporal.ahead]
+        cur = x[:, self.spec.temporal.window - 1 - self.spec.temporal.ahead]
         inputs = list(x.unbind(1)) + list(state)
         y = self.act(self.conv1(torch.cat(inputs, dim=1)))
         for conv in self.conv_list:
@@ -178,100 +174,3 @@ class RLSP(nn.Module):
             y, state = self.step(window, state)
             outs.append(y)
         return torch.stack(outs, dim=1)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Catalog
-
-MODELS: list[ModelEntry] = [
-    ModelEntry(
-        name="rlsp",
-        arch="RLSP",
-        kwargs={},
-        summary="RLSP 7-128 (official defaults: 7 layers, 128 filters, state 128, x4), RGB; random weights",
-    )
-]
-for _f in (48, 64, 128, 256):
-    MODELS.append(
-        ModelEntry(
-            name=f"rlsp-7-{_f}",
-            arch="RLSP",
-            kwargs={"layers": 7, "filters": _f, "state_dim": _f, "factor": 4, "in_channels": 3},
-            summary=f"RLSP 7-{_f} (7 layers, {_f} filters, state {_f}, x4), RGB as the official PyTorch code; "
-            "random weights",
-        )
-    )
-    MODELS.append(
-        ModelEntry(
-            name=f"rlsp-7-{_f}-y",
-            arch="RLSP",
-            kwargs={"layers": 7, "filters": _f, "state_dim": _f, "factor": 4, "in_channels": 1},
-            summary=f"RLSP 7-{_f} on Y only as in the paper (chroma bicubic); random weights",
-        )
-    )
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Checkpoint detection
-
-
-def detect(state_dict: dict[str, torch.Tensor], filename: str | None = None) -> tuple[str, dict[str, Any]] | None:
-    """Recognise an RLSP state dict (``conv1``, ``conv_list.<i>``, ``conv_out``) and read its configuration.
-
-    ``layers``, ``filters`` and ``kernel_size`` are read directly. ``in_channels``, ``factor``, ``state_dim``
-    and the ablation switches are solved from the channel counts of ``conv1`` (input) and ``conv_out``
-    (output), which do not always tell them apart: among the configurations that fit, the first in this
-    order is taken: a state as wide as the filters (as in every released RLSP model) or none before other
-    widths, then factor 4 (the only one the paper and code use) before factors 2-8, then all inputs
-    (neighbours and feedback) before ablations, then RGB before Y. So a checkpoint of an unusual
-    configuration whose channel counts also fit a more usual one is read as the usual one (this cannot
-    be told from the file). The file name is not used.
-    """
-    keys = set(state_dict)
-    if not {"conv1.weight", "conv1.bias", "conv_out.weight", "conv_out.bias"} <= keys:
-        return None
-    n_list = 0
-    while f"conv_list.{n_list}.weight" in keys:
-        n_list += 1
-    expected = {"conv1.weight", "conv1.bias", "conv_out.weight", "conv_out.bias"}
-    expected |= {f"conv_list.{i}.{p}" for i in range(n_list) for p in ("weight", "bias")}
-    if keys != expected:
-        return None
-    w1, wo = state_dict["conv1.weight"], state_dict["conv_out.weight"]
-    if w1.ndim != 4 or wo.ndim != 4:
-        return None
-    filters, n_in, k, _ = w1.shape
-    n_out = wo.shape[0]
-    cands = []
-    for factor in range(2, 9):
-        for c in (3, 1):
-            st = n_out - c * factor**2
-            if st < 0:
-                continue
-            for nb in (True, False):
-                for fb in (True, False):
-                    if n_in == c * (3 if nb else 1) + (c * factor**2 if fb else 0) + st:
-                        pref = (st not in (filters, 0), factor != 4, not (nb and fb), c != 3, not nb, st != filters, factor)
-                        cands.append((pref, dict(factor=factor, in_channels=c, state_dim=st, neighbours=nb, feedback=fb)))
-    if not cands:
-        raise VsrkitError(
-            f"RLSP checkpoint: conv1 takes {n_in} channels and conv_out gives {n_out}, which fit no RLSP "
-            "configuration (in_channels 1 or 3, factor 1-8)"
-        )
-    cands.sort(key=lambda pc: pc[0])
-    cfg = cands[0][1]
-    kwargs: dict[str, Any] = {
-        "layers": n_list + 2,
-        "filters": int(filters),
-        "state_dim": int(cfg["state_dim"]),
-        "kernel_size": int(k),
-        "factor": int(cfg["factor"]),
-        "in_channels": int(cfg["in_channels"]),
-    }
-    if not cfg["neighbours"]:
-        kwargs["neighbours"] = False
-    if not cfg["feedback"]:
-        kwargs["feedback"] = False
-    if cfg["state_dim"] == 0:
-        kwargs["hidden_state"] = False
-    return "RLSP", kwargs

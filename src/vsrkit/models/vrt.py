@@ -27,7 +27,7 @@ encoding covers a whole window): 64 px for the official configs (``min_size``).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 
 import torch
@@ -35,21 +35,12 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils import checkpoint as _ckpt
 
-from vsrkit.catalog import ModelEntry, WeightsSource
-from vsrkit.errors import VsrkitError
-from vsrkit.models.common import flow_warp
-from vsrkit.models.dcn import ModulatedDeformConv2d, deform_conv2d
-from vsrkit.models.spynet import SpyNet
-from vsrkit.spec import Temporal
+from vsrkit.models.layers.common import flow_warp
+from vsrkit.models.layers.dcn import ModulatedDeformConv2d, deform_conv2d
+from vsrkit.models.layers.spynet import SpyNet
+from vsrkit.models.spec import ModelSpec, Protocol, Temporal
 
-__all__ = ["VRT", "MODELS", "detect", "OFFICIAL_CONFIGS"]
-
-# Official test settings (README / main_test_vrt.py ``--tile``): clips of 40 frames (REDS models) or 32 frames
-# (Vimeo models, on Vid4/UDM10) with 2 frames of temporal overlap; spatial tiles of 128 px with 20 px overlap.
-CLIP_OVERLAP = 2
-TILE = 128
-TILE_OVERLAP = 20
-
+__all__ = ["VRT"]
 
 # ----------------------------------------------------------------------------------------------------------
 # small helpers
@@ -668,8 +659,8 @@ class Stage(nn.Module):
 class VRT(nn.Module):
     """Video Restoration Transformer; ``forward(x[b, t, c, h, w]) -> [b, t, c, s*h, s*w]``.
 
-    Arguments are those of the official ``VRT``; ``clip_frames`` (vsrkit) is the clip length the engine
-    runs it on (``None``: the whole sequence) and ``clip_overlap`` the overlap between clips.
+    Arguments are those of the official ``VRT``. The clip length and overlap the engine runs it with are the
+    protocol of a pretrained configuration (``vsrkit.hub.pretrained``), not arguments.
     """
 
     def __init__(
@@ -698,18 +689,16 @@ class VRT(nn.Module):
         use_checkpoint_ffn=False,
         no_checkpoint_attn_blocks=(),
         no_checkpoint_ffn_blocks=(),
-        clip_frames: int | None = None,
-        clip_overlap: int = CLIP_OVERLAP,
     ):
         super().__init__()
         if pa_frames not in (2, 4, 6):
-            raise VsrkitError(
+            raise ValueError(
                 f"VRT: pa_frames={pa_frames} is not supported (2, 4 or 6; 0 is the frame-interpolation variant)"
             )
         if upscale != 1 and (upscale & (upscale - 1)) and upscale != 3:
-            raise VsrkitError(f"VRT: upscale {upscale} is not supported (1, 3 or a power of 2)")
+            raise ValueError(f"VRT: upscale {upscale} is not supported (1, 3 or a power of 2)")
         if len(depths) < 8 or len(embed_dims) != len(depths) or len(num_heads) != len(depths):
-            raise VsrkitError("VRT: depths, embed_dims and num_heads need one entry per stage (at least 8)")
+            raise ValueError("VRT: depths, embed_dims and num_heads need one entry per stage (at least 8)")
         self.in_chans = in_chans
         self.out_chans = out_chans
         self.upscale = upscale
@@ -720,21 +709,23 @@ class VRT(nn.Module):
         img_size = tuple(img_size)
 
         # vsrkit model contract
-        self.scale = int(upscale)
-        self.channels = int(out_chans)
-        self.temporal = Temporal("sequence", clip=clip_frames)
-        self.clip_overlap = int(clip_overlap)
-        self.size_multiple = 8  # three 2x pixel-unshuffles (windows are padded internally)
-        # SpyNet needs h, w > 32; mutual attention needs the whole spatial window at the 1/8 stage
-        self.min_size = max(33, 8 * int(window_size[1]), 8 * int(window_size[2]))
-        self.min_frames = 1 + pa_frames // 2  # flows to t±pa_frames/2 are composed from t±1 flows
-        # working memory per input pixel per frame of one call, for --max-memory. Measured peaks:
-        # the small golden config (width 24) 15-19 KB, REDS 6f (width 180, bench_vrt_memory.py) 20-27 KB
-        self.memory_per_pixel = int(20 * 1024 + 8 * 1024 * max(embed_dims) / 180)
+        self.spec = ModelSpec(
+            scale=int(upscale),
+            temporal=Temporal("sequence"),
+            channels=int(out_chans),
+            size_multiple=8,  # three 2x pixel-unshuffles (windows are padded internally)
+            # SpyNet needs h, w > 32; mutual attention needs the whole spatial window at the 1/8 stage
+            min_size=max(33, 8 * int(window_size[1]), 8 * int(window_size[2])),
+            min_frames=1 + pa_frames // 2,  # flows to t±pa_frames/2 are composed from t±1 flows
+            # working memory per input pixel per frame of one call, for --max-memory. Measured peaks:
+            # the small golden config (width 24) 15-19 KB, REDS 6f (width 180, bench_vrt_memory.py) 20-27 KB
+            memory_per_pixel=int(20 * 1024 + 8 * 1024 * max(embed_dims) / 180),
+            protocol=Protocol(clip_overlap=2),
+        )
 
         conv_first_in = in_chans * (1 + 2 * 4) + (1 if nonblind_denoising else 0)
         self.conv_first = nn.Conv3d(conv_first_in, embed_dims[0], kernel_size=(1, 3, 3), padding=(0, 1, 1))
-        self.spynet = SpyNet(spynet_path, [2, 3, 4, 5])
+        self.spynet = SpyNet(spynet_path)
 
         total = sum(depths)
         dpr = [drop_path_rate * i / (total - 1) if total > 1 else 0.0 for i in range(total)]
@@ -834,7 +825,7 @@ class VRT(nn.Module):
         h, w = ref.shape[2:]
         h32, w32 = math.ceil(h / 32.0) * 32, math.ceil(w / 32.0) * 32
         if h32 // 32 < 2 or w32 // 32 < 2:
-            raise VsrkitError(f"VRT: frames of {h}x{w} are too small for SpyNet (height and width must be > 32)")
+            raise ValueError(f"VRT: frames of {h}x{w} are too small for SpyNet (height and width must be > 32)")
         ref = F.interpolate(ref, size=(h32, w32), mode="bilinear", align_corners=False)
         supp = F.interpolate(supp, size=(h32, w32), mode="bilinear", align_corners=False)
         pyramid = self.spynet.pyramid_flows(ref, supp)  # 6 levels, coarsest first
@@ -923,14 +914,14 @@ class VRT(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 5:
             raise ValueError(f"VRT expects (b, t, c, h, w), got shape {tuple(x.shape)}")
-        if min(x.shape[-2:]) < self.min_size:
-            raise VsrkitError(
+        if min(x.shape[-2:]) < self.spec.min_size:
+            raise ValueError(
                 f"VRT: frames of {x.shape[-2]}x{x.shape[-1]} are too small: height and width must be at least "
-                f"{self.min_size} (SpyNet needs > 32, mutual attention a full {self.window_size[1]}x"
+                f"{self.spec.min_size} (SpyNet needs > 32, mutual attention a full {self.window_size[1]}x"
                 f"{self.window_size[2]} window at 1/8 scale)"
             )
-        if x.size(1) < self.min_frames:
-            raise VsrkitError(f"VRT with pa_frames={self.pa_frames} needs at least {self.min_frames} frames")
+        if x.size(1) < self.spec.min_frames:
+            raise ValueError(f"VRT with pa_frames={self.pa_frames} needs at least {self.spec.min_frames} frames")
         if self.nonblind_denoising:
             x, noise_level_map = x[:, :, : self.in_chans], x[:, :, self.in_chans :]
         x_lq = x
@@ -948,197 +939,3 @@ class VRT(nn.Module):
         x = self.conv_last(self.upsample(self.conv_before_upsample(x))).transpose(1, 2)
         _, _, c, h, w = x.shape
         return x + F.interpolate(x_lq, size=(c, h, w), mode="trilinear", align_corners=False)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# named models
-
-_REL = "https://github.com/JingyunLiang/VRT/releases/download/v0.0/"
-_LICENCE = "CC BY-NC 4.0"
-
-_BASE = dict(
-    upscale=4,
-    depths=[8, 8, 8, 8, 8, 8, 8, 4, 4, 4, 4, 4, 4],
-    indep_reconsts=[11, 12],
-    embed_dims=[120, 120, 120, 120, 120, 120, 120, 180, 180, 180, 180, 180, 180],
-    num_heads=[6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6],
-)
-
-# official x4 video SR configs (main_test_vrt.py prepare_model_dataset), by release file name
-OFFICIAL_CONFIGS: dict[str, dict] = {
-    "001_VRT_videosr_bi_REDS_6frames": dict(_BASE, img_size=[6, 64, 64], window_size=[6, 8, 8], pa_frames=2,
-                                            deformable_groups=12),
-    "002_VRT_videosr_bi_REDS_16frames": dict(_BASE, img_size=[16, 64, 64], window_size=[8, 8, 8], pa_frames=6,
-                                             deformable_groups=24),
-    "003_VRT_videosr_bi_Vimeo_7frames": dict(_BASE, img_size=[8, 64, 64], window_size=[8, 8, 8], pa_frames=4,
-                                             deformable_groups=16),
-    "004_VRT_videosr_bd_Vimeo_7frames": dict(_BASE, img_size=[8, 64, 64], window_size=[8, 8, 8], pa_frames=4,
-                                             deformable_groups=16),
-}
-# clip lengths of the official test commands (README): REDS models --tile 40, Vimeo models on Vid4 --tile 32
-OFFICIAL_CLIP = {
-    "001_VRT_videosr_bi_REDS_6frames": 40,
-    "002_VRT_videosr_bi_REDS_16frames": 40,
-    "003_VRT_videosr_bi_Vimeo_7frames": 32,
-    "004_VRT_videosr_bd_Vimeo_7frames": 32,
-}
-
-
-def _entry(name: str, release: str, summary: str) -> ModelEntry:
-    return ModelEntry(
-        name=name,
-        arch="VRT",
-        kwargs=dict(OFFICIAL_CONFIGS[release], clip_frames=OFFICIAL_CLIP[release]),
-        # sha256 unknown here: empty, the resolver trusts the URL over TLS and records the hash
-        weights=WeightsSource(filename=f"{release}.pth", sha256="", url=f"{_REL}{release}.pth", licence=_LICENCE),
-        summary=summary,
-    )
-
-
-MODELS: list[ModelEntry] = [
-    ModelEntry(name="vrt", arch="VRT", kwargs={}, summary="VRT x4, default hyper-parameters, random weights"),
-    _entry("vrt-reds-6f", "001_VRT_videosr_bi_REDS_6frames", "VRT x4 trained on REDS (BI, 6-frame clips)"),
-    _entry("vrt-reds-16f", "002_VRT_videosr_bi_REDS_16frames", "VRT x4 trained on REDS (BI, 16-frame clips)"),
-    _entry("vrt-vimeo-bi-7f", "003_VRT_videosr_bi_Vimeo_7frames", "VRT x4 trained on Vimeo-90K (BI)"),
-    _entry("vrt-vimeo-bd-7f", "004_VRT_videosr_bd_Vimeo_7frames", "VRT x4 trained on Vimeo-90K (BD, blur-down)"),
-]
-
-
-# ----------------------------------------------------------------------------------------------------------
-# recognising checkpoints
-
-
-def _count_blocks(sd: Mapping[str, torch.Tensor], prefix: str) -> int:
-    n = 0
-    while f"{prefix}.blocks.{n}.norm1.weight" in sd:
-        n += 1
-    return n
-
-
-def _window_from_table(table_rows: int, tokens: int, wd: int | None = None) -> tuple[int, int, int] | None:
-    """(wd, wh, ww) with wd*wh*ww == tokens and (2wd-1)(2wh-1)(2ww-1) == table_rows (square windows first)."""
-    cands = []
-    for d in [wd] if wd else range(1, tokens + 1):
-        if tokens % d:
-            continue
-        hw = tokens // d
-        for h in range(1, hw + 1):
-            if hw % h == 0 and (2 * d - 1) * (2 * h - 1) * (2 * (hw // h) - 1) == table_rows:
-                cands.append((d, h, hw // h))
-    if not cands:
-        return None
-    cands.sort(key=lambda c: (c[1] != c[2], c))
-    return cands[0]
-
-
-def detect(state_dict: Mapping[str, torch.Tensor], filename: str | None = None) -> tuple[str, dict] | None:
-    """Recognise a VRT checkpoint and read its constructor kwargs from key names and shapes."""
-    sd = state_dict
-    if not ("conv_first.weight" in sd and "stage1.residual_group1.blocks.0.attn.qkv_mut.weight" in sd and "stage8.0.1.weight" in sd):
-        return None
-
-    def shape(k: str) -> tuple[int, ...]:
-        if k not in sd:
-            raise VsrkitError(f"VRT checkpoint: key {k!r} is missing")
-        return tuple(sd[k].shape)
-
-    kw: dict = {}
-    n8 = 0
-    while f"stage8.{n8 + 1}.linear.weight" in sd:
-        n8 += 1
-    n_stages = 7 + n8
-    embed, heads, depths = [], [], []
-    for i in range(7):
-        p = f"stage{i + 1}"
-        embed.append(shape(f"{p}.residual_group1.blocks.0.norm1.weight")[0])
-        heads.append(shape(f"{p}.residual_group1.blocks.0.attn.relative_position_bias_table")[1])
-        depths.append((_count_blocks(sd, f"{p}.residual_group1"), _count_blocks(sd, f"{p}.residual_group2")))
-    for j in range(1, n8 + 1):
-        p = f"stage8.{j}.residual_group"
-        embed.append(shape(f"{p}.blocks.0.norm1.weight")[0])
-        heads.append(shape(f"{p}.blocks.0.attn.relative_position_bias_table")[1])
-        depths.append((_count_blocks(sd, p), 0))
-    kw["embed_dims"] = embed
-    kw["num_heads"] = heads
-    kw["depths"] = [a + b for a, b in depths]
-    # mul_attn_ratio: int(depth * r) mutual blocks in every stage 1-7
-    for r in (0.75, *sorted({a / (a + b) for a, b in depths[:7]})):
-        if all(int((a + b) * r) == a for a, b in depths[:7]):
-            if r != 0.75:
-                kw["mul_attn_ratio"] = r
-            break
-    else:
-        raise VsrkitError("VRT checkpoint: cannot tell mul_attn_ratio (mutual-attention blocks per stage differ)")
-
-    # spatial window from the mutual-attention sine position encoding and table (temporal window 2)
-    pb = shape("stage1.residual_group1.blocks.0.attn.position_bias")
-    t1 = shape("stage1.residual_group1.blocks.0.attn.relative_position_bias_table")[0]
-    w1 = _window_from_table(t1, 2 * pb[1], wd=2)
-    if w1 is None:
-        raise VsrkitError("VRT checkpoint: cannot tell window_size (mutual-attention table does not fit)")
-    wh, ww = w1[1], w1[2]
-    # temporal window from a full-window self-attention group
-    wd = None
-    indep = []
-    full_groups = [f"stage{i + 1}.residual_group2" for i in range(7) if depths[i][1] > 0]
-    for p in full_groups:
-        tokens = shape(f"{p}.blocks.0.attn.relative_position_index")[0]
-        if tokens % (wh * ww) == 0:
-            wd = tokens // (wh * ww)
-            break
-    stage8_wd = []
-    for j in range(1, n8 + 1):
-        tokens = shape(f"stage8.{j}.residual_group.blocks.0.attn.relative_position_index")[0]
-        stage8_wd.append(tokens // (wh * ww))
-    if wd is None:
-        others = [d for d in stage8_wd if d != 1]
-        if others:
-            wd = others[0]
-        elif stage8_wd:
-            wd = 1
-        else:
-            raise VsrkitError("VRT checkpoint: cannot tell window_size (no full-window attention block)")
-    if wd != 1:
-        indep = [7 + j for j, d in enumerate(stage8_wd) if d == 1]
-    kw["window_size"] = [wd, wh, ww]
-    kw["indep_reconsts"] = indep
-
-    dim0 = embed[0]
-    c_in = shape("stage1.pa_deform.conv_offset.0.weight")[1]
-    pa = (c_in - dim0) / (dim0 / 2 + 1)
-    if pa not in (2, 4, 6):
-        raise VsrkitError(f"VRT checkpoint: cannot tell pa_frames (conv_offset takes {c_in} channels)")
-    kw["pa_frames"] = int(pa)
-    dg_out = shape("stage1.pa_deform.conv_offset.6.weight")[0]
-    kw["deformable_groups"] = dg_out // 27
-    fc = shape("stage1.residual_group1.blocks.0.mlp.fc11.weight")[0]
-    if fc != 2 * dim0:
-        kw["mlp_ratio"] = fc / dim0
-    if "stage1.residual_group1.blocks.0.attn.qkv_self.bias" not in sd:
-        kw["qkv_bias"] = False
-
-    cf = shape("conv_first.weight")[1]
-    if cf % 9 == 1:
-        kw["nonblind_denoising"] = True
-        kw["in_chans"] = (cf - 1) // 9
-    else:
-        kw["in_chans"] = cf // 9
-    kw["out_chans"] = shape("conv_last.weight")[0]
-    if "upsample.0.weight" in sd:
-        nf = shape("upsample.0.weight")[1]
-        convs = [k for k in sd if k.startswith("upsample.") and k.endswith(".weight")]
-        if shape("upsample.0.weight")[0] == 9 * nf:
-            kw["upscale"] = 3
-        else:
-            kw["upscale"] = 2 ** (len(convs) - 1)
-    else:
-        kw["upscale"] = 1
-
-    # the official presets: img_size (no effect on the forward pass) and the clip length of their tests
-    plain = kw["in_chans"] == kw["out_chans"] == 3 and not {"mul_attn_ratio", "mlp_ratio", "qkv_bias", "nonblind_denoising"} & set(kw)
-    for name, cfg in OFFICIAL_CONFIGS.items():
-        if plain and all(kw.get(k) == v for k, v in cfg.items() if k != "img_size"):
-            kw["img_size"] = cfg["img_size"]
-            kw["clip_frames"] = OFFICIAL_CLIP[name]
-            break
-    return "VRT", kw

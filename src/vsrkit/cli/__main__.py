@@ -1,0 +1,5 @@
+"""``python -m vsrkit.cli``."""
+
+from vsrkit.cli.main import main
+
+main()

@@ -1,0 +1,52 @@
+"""The ``vsrkit`` command group: one thin module per command, imported when the group is built.
+
+Every ``VsrkitError`` (what a user can fix) becomes one line on stderr and exit code 2; an interrupted run
+exits with 130. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from vsrkit.cli.common import say
+from vsrkit.errors import VsrkitError
+
+
+class _Group(click.Group):
+    """Runs a command; a VsrkitError (and an interrupted run) becomes one line on stderr and exit code 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except VsrkitError as e:
+            say(f"error: {e}")
+            sys.exit(e.exit_code)
+        except KeyboardInterrupt:
+            say("interrupted; no output was left behind")
+            sys.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="vsrkit")
+@click.option("-v", "--verbose", is_flag=True, help="Log more.")
+def main(verbose: bool) -> None:
+    """Video super-resolution: BasicVSR, IconVSR, EDVR, RLSP, edge-SR and VRT on real videos."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="vsrkit: %(levelname)s: %(message)s")
+
+
+def _add_commands() -> None:
+    from vsrkit.cli.demo import demo
+    from vsrkit.cli.models import models
+    from vsrkit.cli.upscale import upscale
+
+    for cmd in (upscale, models, demo):
+        main.add_command(cmd)
+
+
+_add_commands()
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,116 @@
+"""Reading checkpoints safely and in every container format the official projects use."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import torch
+
+from vsrkit.errors import VsrkitError
+
+# Where the state dict sits inside the official containers, in the order they are tried:
+# BasicSR / VRT {'params': ...} (BasicSR loads 'params' by default), {'params_ema': ...},
+# RLSP {'rlsp': ..., 'optimizer': ..., 'iteration': ...}, Lightning-style {'state_dict': ...}.
+CONTAINER_KEYS = ("params", "params_ema", "rlsp", "state_dict", "model")
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """The hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Load a checkpoint file (``.pth``/``.pt``/``.model`` or ``.safetensors``) as a flat state dict.
+
+    Untrusted files are safe: torch files are read with ``weights_only=True``. The official
+    containers are unwrapped and a DataParallel ``module.`` prefix is removed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise VsrkitError(f"checkpoint not found: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            obj = load_file(str(path))
+        else:
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any reader failure is a bad file for the user
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise VsrkitError(f"cannot read checkpoint {path}: not a valid weights file ({first})") from None
+    return unwrap_state_dict(obj, source=str(path))
+
+
+def unwrap_state_dict(obj: object, source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """Take the state dict out of an official container and strip a ``module.`` prefix."""
+    if isinstance(obj, Mapping):
+        for key in CONTAINER_KEYS:
+            inner = obj.get(key)
+            if isinstance(inner, Mapping) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
+                obj = inner
+                break
+    if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise VsrkitError(f"{source} holds no state dict of tensors")
+    sd = dict(obj)
+    if all(k.startswith("module.") for k in sd):
+        sd = {k[len("module."):]: v for k, v in sd.items()}
+    return sd
+
+
+def check_fits(own: Mapping[str, torch.Tensor], state_dict: Mapping[str, torch.Tensor], source: str, what: str) -> None:
+    """The one strict key and shape check: a VsrkitError naming the first missing or unexpected key, or the first
+    shape that differs, between a model's state dict ``own`` (``what`` names the model) and a checkpoint's."""
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing key {missing[0]!r}" + (f" (+{len(missing) - 1} more)" if len(missing) > 1 else ""))
+        if unexpected:
+            parts.append(
+                f"unexpected key {unexpected[0]!r}" + (f" (+{len(unexpected) - 1} more)" if len(unexpected) > 1 else "")
+            )
+        raise VsrkitError(f"{source} does not fit {what}: " + ", ".join(parts))
+    for k, v in state_dict.items():
+        if tuple(own[k].shape) != tuple(v.shape):
+            raise VsrkitError(
+                f"{source} does not fit {what}: {k!r} has shape {tuple(v.shape)}, the model expects {tuple(own[k].shape)}"
+            )
+
+
+def load_strict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint",
+                what: str | None = None) -> None:
+    """``load_state_dict(strict=True)`` after ``check_fits``: mismatches are one clear line."""
+    check_fits(model.state_dict(), state_dict, source, what or type(model).__name__)
+    model.load_state_dict(state_dict, strict=True)
+
+
+def _atomic(path: str | os.PathLike, write: Callable[[str], None]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_atomic_text(path: str | os.PathLike, text: str) -> None:
+    """Write a small text file through a temporary name, renamed when complete."""
+    _atomic(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def save_atomic(obj: object, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename: never a half-written checkpoint."""
+    _atomic(path, lambda tmp: torch.save(obj, tmp))
