@@ -1,0 +1,1 @@
+"""Training and evaluation data: the BI/BD degradations, datasets and augmentations."""

@@ -1,0 +1,1 @@
+"""Evaluation: PSNR/SSIM with the field's protocols, benchmark runs and reports."""
