@@ -7,6 +7,7 @@ DataLoader worker does) and float32 tensors (C, H, W), single thread and default
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -34,7 +35,8 @@ def main() -> None:
     img = rng.integers(0, 256, size=(720, 1280, 3), dtype=np.uint8)
     ten = torch.from_numpy(img).permute(2, 0, 1).float() / 255
     default_threads = torch.get_num_threads()
-    print(f"1280x720 RGB frame, x4, median of {args.repeats}; torch {torch.__version__}")
+    print(f"1280x720 RGB frame, x4, median of {args.repeats}; torch {torch.__version__}; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     for threads in sorted({1, default_threads}):
         torch.set_num_threads(threads)
         for mode in ("bi", "bd"):

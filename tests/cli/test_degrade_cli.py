@@ -91,6 +91,7 @@ def test_video_to_lossless_yuv_video(tmp_path):
     ("bd_scale", "--scale 4 only"),
     ("exists", "already exists"),
     ("onto_input", "output is the input"),
+    ("later_frame", "differs from the first image"),
 ])
 def test_bad_input_is_one_line(tmp_path, case, needle):
     frames = write_frames(tmp_path / "odd", [np.zeros((30, 30, 3), np.uint8)] * 2)
@@ -99,6 +100,12 @@ def test_bad_input_is_one_line(tmp_path, case, needle):
     if case == "exists":
         out.mkdir()
         (out / "keep.txt").write_text("x")
+    if case == "later_frame":  # a folder whose first frame fits BD but whose second does not (the reader refuses it)
+        (frames / "00000000.png").unlink()
+        write_frames(tmp_path / "even", [np.zeros((32, 32, 3), np.uint8)])
+        (tmp_path / "even" / "00000000.png").rename(frames / "00000000.png")
+        (tmp_path / "even").rmdir()
+        before = sorted(p.name for p in frames.iterdir())
     args = {
         "missing": (tmp_path / "nope.mp4", "-o", out),
         "mode": (frames, "-o", out, "--mode", "bicubic"),
@@ -106,6 +113,7 @@ def test_bad_input_is_one_line(tmp_path, case, needle):
         "bd_scale": (frames, "-o", out, "--mode", "bd", "--scale", 2),
         "exists": (frames, "-o", out),
         "onto_input": (frames, "-o", frames, "--overwrite"),
+        "later_frame": (frames, "-o", out, "--mode", "bd"),
     }[case]
     res = run(*args, "-q")
     assert res.exit_code == 2, res.output

@@ -97,6 +97,17 @@ def test_bicubic_upscale_is_the_metric_input(golden):
     assert np.array_equal(up, io["set5_butterfly_bicup_x4"])
 
 
+def test_bi_rounds_halves_away_from_zero():
+    """x2 bicubic weights are k/256, so one row of 128 gives exact .5 values: 14.5 -> 15 and 55.5 -> 56
+    (im2uint8), where round-half-to-even would give 14."""
+    img = np.zeros((16, 16), np.uint8)
+    img[6] = 128
+    out = bi_downscale(img, 2)
+    assert (out[2] == 15).all() and (out[3] == 56).all() and (out[4] == 0).all()
+    exact = imresize(torch.from_numpy(img).double(), 1 / 2)[2:4, 0]
+    assert exact.tolist() == [14.5, 55.5]
+
+
 def test_layouts_sizes_and_uint16():
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, size=(30, 22, 3), dtype=np.uint8)
