@@ -38,11 +38,12 @@ def main(verbose: bool) -> None:
 
 
 def _add_commands() -> None:
+    from vsrkit.cli.degrade import degrade
     from vsrkit.cli.demo import demo
     from vsrkit.cli.models import models
     from vsrkit.cli.upscale import upscale
 
-    for cmd in (upscale, models, demo):
+    for cmd in (upscale, degrade, models, demo):
         main.add_command(cmd)
 
 

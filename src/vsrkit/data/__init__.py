@@ -1,1 +1,1 @@
-"""Datasets and degradations."""
+"""Training and evaluation data: the BI/BD degradations, datasets and augmentations."""

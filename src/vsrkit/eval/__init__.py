@@ -1,1 +1,1 @@
-"""Evaluation: metrics and protocols."""
+"""Evaluation: PSNR/SSIM with the field's protocols, benchmark runs and reports."""

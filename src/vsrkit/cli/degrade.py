@@ -1,0 +1,67 @@
+"""``vsrkit degrade``: the BI or BD low-resolution version of a video or a folder of frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from vsrkit.errors import VsrkitError
+from vsrkit.io import VideoReader, VideoWriter
+
+
+@click.command()
+@click.argument("input", type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
+              help="Folder for PNG frames (exact), or a .mp4/.mkv/.mov video (H.264 crf 0, yuv444p).")
+@click.option("--mode", default="bi", show_default=True,
+              help="bi: MATLAB bicubic imresize; bd: Gaussian blur sigma 1.6 then subsampling (x4 only).")
+@click.option("--scale", type=int, default=4, show_default=True, help="Downscaling factor.")
+@click.option("--max-frames", type=int, default=None, help="Stop after this many frames.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def degrade(input: Path, output: Path, mode: str, scale: int, max_frames: int | None, overwrite: bool,
+            quiet: bool) -> None:
+    """Downscale INPUT (a video file or a folder of frames) with the BI or BD degradation into OUTPUT.
+
+    The results are the benchmarks' recipes to the last uint8 level (BI: MATLAB imresize bicubic with
+    antialiasing; BD: BD_degradation.m of BasicVSR). PNG frames keep them exactly. A video output is
+    lossless H.264 in YUV 4:4:4, but the RGB -> YUV -> RGB conversion of 8-bit video changes pixel
+    values by a level or two: write PNG frames for training or evaluation data.
+    """
+    from tqdm import tqdm
+
+    from vsrkit.data.degrade import BD_SCALE, MODES
+    from vsrkit.data.degrade import degrade as degrade_image
+
+    mode = mode.lower()
+    if mode not in MODES:
+        raise VsrkitError(f"unknown --mode {mode!r}: use bi or bd")
+    if scale < 1:
+        raise VsrkitError(f"--scale must be a positive integer, got {scale}")
+    if mode == "bd" and scale != BD_SCALE:
+        raise VsrkitError(f"--mode bd is defined for --scale {BD_SCALE} only (BD_degradation.m, sigma 1.6), got {scale}")
+    if max_frames is not None and max_frames < 1:
+        raise VsrkitError(f"--max-frames must be at least 1, got {max_frames}")
+    with VideoReader(input) as reader:
+        info = reader.info
+        if mode == "bd" and (info.width % scale or info.height % scale):
+            raise VsrkitError(f"{input}: {info.width}x{info.height} is not divisible by {scale}, which BD "
+                              f"x{scale} needs (crop it first)")
+        width, height = -(-info.width // scale), -(-info.height // scale)
+        total = info.num_frames if max_frames is None else min(max_frames, info.num_frames or max_frames)
+        with VideoWriter(output, width=width, height=height, source=info, crf=0, pix_fmt="yuv444p",
+                         channels=info.channels, bit_depth=info.bit_depth, overwrite=overwrite) as writer:
+            with tqdm(total=total, unit="frame", disable=quiet, leave=False) as bar:
+                for frame in reader:
+                    if max_frames is not None and frame.index >= max_frames:
+                        break
+                    try:
+                        small = degrade_image(frame.image, mode, scale)
+                    except ValueError as e:
+                        raise VsrkitError(f"{input}: frame {frame.index}: {e}") from None
+                    writer.write(small, frame.pts)
+                    bar.update(1)
+            n = writer.frames_written
+    click.echo(f"vsrkit: wrote {output}: {n} frames, {info.width}x{info.height} -> {width}x{height} "
+               f"({mode.upper()} x{scale})", err=True)
