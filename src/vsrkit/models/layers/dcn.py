@@ -22,6 +22,17 @@ Tap ``(i, j)`` of output pixel ``(y, x)`` samples the input at
 the image count as zero, so a position ``<= -1`` or ``>= size`` gives zero (torchvision's CPU/CUDA kernel).
 That is exactly ``grid_sample(align_corners=True, padding_mode='zeros')`` on pixel coordinates.
 
+Gradients follow torchvision's kernel too. Its offset gradient takes the bilinear cell at ``floor(p)``, so at
+an integer position ``p`` it is the forward difference (value at ``p + 1`` minus value at ``p``, zero outside
+the image: at ``-1`` it is the first pixel, at ``size - 1`` minus the last one), and with the official
+zero-initialised ``conv_offset`` every sample is at an integer position. grid_sample's own gradient is the same
+once it gets ``p`` back exactly from the normalised coordinate, which holds when the scale ``2 / (size - 1)`` is
+a power of two: so the differentiable path (when not tracing) samples the input zero-padded at the bottom and
+right to ``2**k + 1`` rows and columns (64 -> 65, 66 -> 129). The values are unchanged and the backward is still
+grid_sample's, so the only extra work is that copy. (Non-integer positions: float32 normalised coordinates
+resolve about ``size * 2**-25`` px, as before, so a position that close below an integer may take the next
+cell.) The inference path keeps the unpadded input.
+
 Under bf16/fp16 autocast the sampling (coordinates, ``grid_sample`` and the mask product) runs in float32;
 the matmul with the weight then follows autocast like a convolution would.
 """
@@ -44,6 +55,16 @@ __all__ = ["deform_conv2d", "ModulatedDeformConv2d", "DCNv2Pack"]
 # a descheduled thread: 36 chunks took 2.6 s there against 0.65 s for these 9 (two threads, both cores busy).
 _CHUNK_ELEMS = 1 << 22
 
+# differentiable path: sample a zero-padded input of 2**k + 1 rows/columns, for torchvision's offset gradient at
+# integer positions (``_base_grid``). False gives the former grid (backward differences at some integer positions);
+# kept for the benchmark and the test that shows the difference.
+_EXACT_GRID = True
+
+
+def _exact_size(n: int) -> int:
+    """Smallest ``2**k + 1 >= max(n, 2)``: a size whose align_corners scale ``2 / (size - 1)`` is a power of two."""
+    return (1 << max(0, n - 2).bit_length()) + 1
+
 
 def _base_grid(
     x: torch.Tensor,
@@ -54,13 +75,25 @@ def _base_grid(
     dilation: tuple[int, int],
     ho: int,
     wo: int,
+    exact: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float, float]:
     """(input, base_y[taps, ho, 1], base_x[taps, 1, wo], sy, sx) in grid_sample's normalised coordinates.
 
     A sample at pixel position ``p`` of the (possibly padded) input is at ``base + offset * s``.
+
+    ``exact``: zero-pad the bottom and right of the input to ``2**k + 1`` rows and columns, so that ``s`` is a
+    power of two and ``grid_sample`` gets integer pixel positions back exactly from the normalised ones. Its
+    bilinear cell is then ``floor(p)`` there, as in torchvision's kernel, so the gradient with respect to the
+    position is the forward difference (value at ``p + 1`` minus value at ``p``, zero outside the image).
+    Without it, ``p`` comes back as ``p - tiny`` at some integer positions and the gradient there is the
+    backward difference. The extra rows and columns are zeros, like grid_sample's own padding, so the
+    sampled values do not change.
     """
     _, _, h, w = x.shape
-    if h == 1 or w == 1:
+    if exact:
+        x = F.pad(x, (0, _exact_size(w) - w, 0, _exact_size(h) - h))
+        h, w = x.shape[-2:]
+    elif h == 1 or w == 1:
         # grid_sample cannot address a size-1 axis with align_corners=True (its scale is 0): pad with one
         # zero row/column on each side and shift the sampling positions by one.
         x = F.pad(x, (1, 1, 1, 1))
@@ -89,12 +122,16 @@ def _sample_columns(
     dilation: tuple[int, int],
     ho: int,
     wo: int,
+    exact: bool = True,
 ) -> torch.Tensor:
-    """The modulated, deformed im2col: ``[b, c, kh * kw, ho * wo]`` (channel-major, then tap); differentiable."""
+    """The modulated, deformed im2col: ``[b, c, kh * kw, ho * wo]`` (channel-major, then tap); differentiable.
+
+    ``exact``: torchvision's offset gradient at integer positions (see ``_base_grid``).
+    """
     b, c = x.shape[:2]
     taps = kh * kw
     dg = offset.shape[1] // (2 * taps)
-    x, base_y, base_x, sy, sx = _base_grid(x, kh, kw, stride, padding, dilation, ho, wo)
+    x, base_y, base_x, sy, sx = _base_grid(x, kh, kw, stride, padding, dilation, ho, wo, exact)
     h, w = x.shape[-2:]
     off = offset.view(b * dg, taps, 2, ho, wo)
     gy = torch.add(base_y, off[:, :, 0], alpha=sy)
@@ -242,6 +279,7 @@ def deform_conv2d(
             offset.to(sample_dtype),
             None if mask is None else mask.to(sample_dtype),
             kh, kw, stride, padding, dilation, ho, wo,
+            exact=_EXACT_GRID and not torch.jit.is_tracing(),  # the exported graph keeps the input's size
         )
     if not torch.is_autocast_enabled(input.device.type):
         cols = cols.to(input.dtype)
