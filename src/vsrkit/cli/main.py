@@ -41,9 +41,10 @@ def _add_commands() -> None:
     from vsrkit.cli.degrade import degrade
     from vsrkit.cli.demo import demo
     from vsrkit.cli.models import models
+    from vsrkit.cli.train import train
     from vsrkit.cli.upscale import upscale
 
-    for cmd in (upscale, degrade, models, demo):
+    for cmd in (upscale, degrade, models, demo, train):
         main.add_command(cmd)
 
 

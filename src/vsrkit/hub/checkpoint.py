@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -16,6 +18,8 @@ from vsrkit.errors import VsrkitError
 # BasicSR / VRT {'params': ...} (BasicSR loads 'params' by default), {'params_ema': ...},
 # RLSP {'rlsp': ..., 'optimizer': ..., 'iteration': ...}, Lightning-style {'state_dict': ...}.
 CONTAINER_KEYS = ("params", "params_ema", "rlsp", "state_dict", "model")
+# safetensors metadata key of the architecture that vsrkit-written weights carry
+WEIGHTS_META_KEY = "vsrkit"
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -33,20 +37,54 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     Untrusted files are safe: torch files are read with ``weights_only=True``. The official
     containers are unwrapped and a DataParallel ``module.`` prefix is removed.
     """
+    return load_with_meta(path)[0]
+
+
+def load_with_meta(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+    """``load_state_dict`` plus the architecture a vsrkit-written safetensors file names, if any.
+
+    Weights exported by ``vsrkit train`` (and its training checkpoints) carry ``{"family", "arch", "kwargs"}`` in
+    the safetensors metadata under ``"vsrkit"``, so ``load_model(weights=FILE)`` builds them without guessing. A
+    training checkpoint holds more than the network: ``"weights_prefix"`` names the tensors that are its weights.
+    """
     path = Path(path)
     if not path.is_file():
         raise VsrkitError(f"checkpoint not found: {path}")
+    meta = None
     try:
         if path.suffix == ".safetensors":
+            from safetensors import safe_open
             from safetensors.torch import load_file
 
             obj = load_file(str(path))
+            with safe_open(str(path), framework="pt") as f:
+                header = f.metadata() or {}
+            if WEIGHTS_META_KEY in header:
+                meta = json.loads(header[WEIGHTS_META_KEY])
         else:
             obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any reader failure is a bad file for the user
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise VsrkitError(f"cannot read checkpoint {path}: not a valid weights file ({first})") from None
-    return unwrap_state_dict(obj, source=str(path))
+    if meta is not None:
+        if not isinstance(meta, dict) or not {"family", "arch", "kwargs"} <= set(meta):
+            raise VsrkitError(f"{path}: its vsrkit metadata does not name family, arch and kwargs")
+        prefix = meta.get("weights_prefix") or ""
+        if prefix:
+            obj = {k[len(prefix):]: v for k, v in obj.items() if k.startswith(prefix)}
+    return unwrap_state_dict(obj, source=str(path)), meta
+
+
+def save_weights(path: str | os.PathLike, state_dict: Mapping[str, torch.Tensor], family: str, arch: str,
+                 kwargs: Mapping[str, Any], extra: Mapping[str, str] | None = None) -> None:
+    """Write a network's weights atomically as safetensors, with its family, class and constructor arguments in the
+    metadata (``load_model(weights=FILE)`` reads them back)."""
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state_dict.items()}
+    meta = {WEIGHTS_META_KEY: json.dumps({"family": family, "arch": arch, "kwargs": dict(kwargs)})}
+    meta.update(extra or {})
+    _atomic(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
 def unwrap_state_dict(obj: object, source: str = "checkpoint") -> dict[str, torch.Tensor]:
