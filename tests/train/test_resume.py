@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 import vsrkit
-from conftest import CONFIGS, ROOT, cli, cli_env
+from trainutil import CONFIGS, ROOT, cli, cli_env
 from golden import data_path
 from vsrkit.train.config import load_config
 from vsrkit.train.loop import Trainer, read_log

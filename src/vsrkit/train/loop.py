@@ -171,7 +171,7 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self._ddp = DDP(self.model, device_ids=ids, broadcast_buffers=False)
+            self._ddp = DDP(self.model, device_ids=ids)
             self._ddp_key = key
         return self._ddp
 
