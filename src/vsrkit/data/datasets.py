@@ -118,16 +118,24 @@ def _count_video_frames(path: Path) -> int:
 
 
 class VideoFrames:
-    """The frames of a video file, decoded from the start up to the frames asked for."""
+    """The frames of a video file. A video of at most ``CACHE_BYTES`` decoded is decoded once per process (each
+    DataLoader worker) and kept in memory; a larger one is decoded from the start up to the frames asked for
+    (frame folders are the faster layout for large training sets)."""
+
+    CACHE_BYTES = 512 << 20
 
     def __init__(self, path: Path, count: int | None = None) -> None:
         self.path = path
         self.count = _count_video_frames(path) if count is None else count
+        self._cache: np.ndarray | None = None
 
     def __len__(self) -> int:
         return self.count
 
-    def read(self, start: int, n: int) -> np.ndarray:
+    def __getstate__(self) -> dict[str, Any]:  # workers decode for themselves
+        return {**self.__dict__, "_cache": None}
+
+    def _decode(self, start: int, n: int) -> np.ndarray:
         out: list[np.ndarray] = []
         try:
             with av.open(str(self.path)) as c:
@@ -144,6 +152,15 @@ class VideoFrames:
             raise VsrkitError(f"{self.path}: decoded {start + len(out)} frames, fewer than the {start + n} needed "
                               f"(damaged or shorter than its packets say)")
         return np.stack(out)
+
+    def read(self, start: int, n: int) -> np.ndarray:
+        if self._cache is None:
+            first = self._decode(0, 1)
+            if first.nbytes * self.count <= self.CACHE_BYTES:
+                self._cache = self._decode(0, self.count)
+            else:
+                return self._decode(start, n)
+        return self._cache[start:start + n]
 
     def where(self) -> str:
         return str(self.path)

@@ -229,6 +229,11 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             raise VsrkitError(f"config: {key} must be an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise VsrkitError(f"config: {key} must be a number, got {value!r}")
         return float(value)
