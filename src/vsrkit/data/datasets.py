@@ -380,6 +380,21 @@ class TrainDataset(Dataset):
     def __len__(self) -> int:
         return len(self.clips)
 
+    def __getstate__(self) -> dict[str, Any]:  # workers degrade for themselves
+        return {**self.__dict__, "_lr_cache": {}}
+
+    def _degraded_video(self, i: int, clip: Clip) -> np.ndarray | None:
+        """The whole LR version of a video kept in memory (``VideoFrames`` cache), made once per process. Cropping
+        it equals degrading the crop's region (``degraded_crop``), so samples do not depend on it."""
+        if not isinstance(clip.gt, VideoFrames) or clip.gt._cache is None:
+            return None
+        cache = self.__dict__.setdefault("_lr_cache", {})
+        if i not in cache:
+            frames = _modcrop(clip.gt._cache, self.cfg.scale)
+            cache[i] = np.concatenate([degrade(np.ascontiguousarray(frames[j:j + 8]), self.cfg.degradation, self.cfg.scale)
+                                       for j in range(0, len(frames), 8)])
+        return cache[i]
+
     def __getitem__(self, item: tuple[int, int] | int) -> dict[str, Any]:
         idx, seed = item if isinstance(item, tuple) else (item, item)
         cfg = self.cfg
@@ -399,7 +414,12 @@ class TrainDataset(Dataset):
         else:
             hl, wl = gt.shape[1] // s, gt.shape[2] // s
             size = cfg.gt_size // s if cfg.gt_size else None
-            if size is None:
+            whole = self._degraded_video(idx % len(self.clips), clip)
+            if whole is not None:  # a video held in memory: its LR frames are made once, then cropped
+                lq = whole[start:start + n]
+                if size is not None:
+                    lq, gt = paired_random_crop(lq, gt, cfg.gt_size, s, rng, what)
+            elif size is None:
                 lq = degrade(np.ascontiguousarray(gt), cfg.degradation, s)
             else:
                 y, x = random_crop_box((hl, wl), size, rng, what)
