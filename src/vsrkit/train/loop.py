@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -121,6 +122,7 @@ class Trainer:
         self.info = info or DistInfo(device=select_device(cfg.train.device))
         self.device = self.info.device
         if cfg.train.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # what deterministic cuBLAS needs
             torch.use_deterministic_algorithms(True)
         self.family = find_family(cfg.model.arch)
         torch.manual_seed(cfg.seed)
