@@ -60,9 +60,11 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--modes", nargs="+", default=["fp32", "fp32-cl", "bf16", "bf16-cl"],
+                    help="precisions to measure; -cl: channels-last")
     args = ap.parse_args()
-    modes = [("fp32", False), ("fp32", True), ("bf16", False), ("bf16", True)]
-    if args.device.startswith("cuda"):
+    modes = [(m.split("-")[0], m.endswith("-cl")) for m in args.modes]
+    if args.device.startswith("cuda") and ("fp16", False) not in modes:
         modes.append(("fp16", False))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, batch {args.batch}")
     print(f"{'model':10s} {'frames':>6s} {'precision':10s} {'layout':13s} {'it/s':>8s} {'samples/s':>10s}")
