@@ -25,7 +25,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from vsrkit.models.layers.common import ResidualBlockNoBN, flow_warp, make_layer, pad_to_multiple
+from vsrkit.models.layers.common import (
+    ResidualBlockNoBN, flow_warp, load_official_weights, make_layer, pad_to_multiple,
+)
 from vsrkit.models.layers.spynet import SpyNet
 from vsrkit.models.spec import ModelSpec, Temporal, TwoPass, pad_index
 
@@ -155,9 +157,7 @@ class EDVRFeatureExtractor(nn.Module):
         self.fusion = TSAFusion(num_feat=num_feat, num_frame=num_input_frame, center_frame_idx=self.center_frame_idx)
         self.lrelu = nn.LeakyReLU(negative_slope=0.1, inplace=True)
         if load_path:
-            from vsrkit.hub.checkpoint import load_state_dict, load_strict
-
-            load_strict(self, load_state_dict(load_path), source=load_path)
+            load_official_weights(self, load_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c, h, w = x.shape
