@@ -108,3 +108,15 @@ def test_bad_index_is_one_line_error(case, tmp_path, damage):
         read_index(index)
     msg = str(e.value)
     assert "\n" not in msg and str(index) in msg and "not a valid TensorFlow checkpoint (tensor bundle) index" in msg
+
+
+def test_index_block_checksum(case, tmp_path):
+    """A changed letter in a variable name still parses; only the block's CRC-32C tells."""
+    prefix = _copy(case[1], "ckpt_rlsp_64", tmp_path)
+    index = prefix.with_name(prefix.name + ".index")
+    raw = bytearray(index.read_bytes())
+    at = raw.index(b"layer0/bias")
+    raw[at + 1] ^= 0x01  # "layer0" -> "l`yer0"
+    index.write_bytes(bytes(raw))
+    with pytest.raises(VsrkitError, match="block checksum mismatch"):
+        read_index(index)
