@@ -39,3 +39,24 @@ def test_a_float_blur_would_not_reproduce_them():
 def test_refuses_float_frames():
     with pytest.raises(VsrkitError, match="uint8"):
         rlsp_gaussian_downscale(np.zeros((8, 8, 3), np.float32))
+
+
+def test_vsrkit_degrade_mode_rlsp_writes_the_official_frames(tmp_path):
+    """``vsrkit degrade --mode rlsp`` on a PNG folder gives the authors' LR frames exactly."""
+    from click.testing import CliRunner
+    from safetensors.numpy import load_file
+
+    from vsrkit.cli.main import main
+    from vsrkit.io import VideoReader, VideoWriter
+
+    _meta, _io, d = load_case("rlsp_tf_official")
+    io = load_file(str(d / "io.safetensors"))
+    hr = io["input_hr"][:3]
+    with VideoWriter(tmp_path / "hr", width=hr.shape[2], height=hr.shape[1]) as w:
+        for f in hr:
+            w.write(f)
+    res = CliRunner().invoke(main, ["degrade", str(tmp_path / "hr"), "-o", str(tmp_path / "lr"), "--mode", "rlsp", "-q"])
+    assert res.exit_code == 0, res.output
+    with VideoReader(tmp_path / "lr") as r:
+        out = np.stack([f.image for f in r])
+    assert np.array_equal(out, io["input"][:3])

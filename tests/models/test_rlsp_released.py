@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from golden import assert_close, load_case
 from vsrkit.hub.detect import convert_rlsp_released, convert_tf_checkpoint, detect, detect_rlsp_released
-from vsrkit.models.rlsp import RLSP, RLSPReleased, studio_y
+from vsrkit.models.rlsp import RELEASED_Y_WEIGHTS, RLSP, RLSPReleased, studio_y
 from vsrkit.models.spec import Protocol
 
 # checkpoint file -> suffix of its tensors in io.safetensors, filters
@@ -175,3 +176,23 @@ def test_named_configurations():
     assert all("dariofuoli/RLSP" in p.url and len(p.sha256) == 64 for p in e64.weights.parts)
     _, e48 = get_entry("rlsp-7-48-released")
     assert e48.weights.parts[0].url.endswith("/evaluate/checkpoints/ckpt_rslp_48.index")
+
+
+def test_uint8_frames_give_the_official_rgb_frames(case):
+    """uint8 RGB in, uint8 RGB out through the engine's colour edges, official protocol: close to the PNGs the
+    official script writes (their chroma is upscaled by skimage's spline, ours bicubically: a few levels)."""
+    from vsrkit.hub.pretrained import RLSP_RELEASED_EVAL
+    from vsrkit.infer.engine import upscale_frames
+
+    _meta, io, d = case
+    model = _model(d, "ckpt_rslp_48")
+    model.spec = dataclasses.replace(model.spec, protocol=RLSP_RELEASED_EVAL)
+    out = torch.from_numpy(np.stack(list(upscale_frames(model, iter(io["input"].numpy()))))).float()
+    ref = io["output_rgb_png_48"].float()
+    assert out.shape == ref.shape == (4, 144, 176, 3)
+    diff = (out - ref).abs()
+    assert diff.mean() < 0.7 and diff.max() <= 8, (diff.mean().item(), diff.max().item())
+    # the luma is the network's, to the rounding of RGB, except where RGB was clipped (out of gamut)
+    y = 16 + (out * torch.tensor(RELEASED_Y_WEIGHTS)).sum(-1)
+    inside = ((out > 0) & (out < 255)).all(-1)
+    assert ((y - io["output_uint8_48"][..., 0].float()).abs()[inside] <= 1.0).all()
