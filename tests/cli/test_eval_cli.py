@@ -111,3 +111,16 @@ def test_bad_options(good, args, needles):
 def test_bd_needs_x4(good):
     one_line_error(CliRunner().invoke(main, ["eval", "-m", "bicubic-x2", "--gt", str(good / "gt"), "--degrade", "bd",
                                              "-q"]), "--degrade bd", "x4")
+
+
+def test_image_set_with_an_extra_lr_image(tmp_path):
+    img = carphone(1)[0]
+    write_clip(tmp_path / "gt", [img], ["one.png"])
+    write_clip(tmp_path / "lr", [degrade(img, "bi", 4)] * 2, ["one.png", "two.png"])
+    one_line_error(run("--gt", tmp_path / "gt", "--lr", tmp_path / "lr"), "GT frame missing", "gt/two.png", "lr/two.png")
+
+
+def test_gt_folder_with_images_and_clip_folders(good, tmp_path):
+    d = copy(good, tmp_path)
+    shutil.copy(d / "gt" / "a" / "00000000.png", d / "gt" / "stray.png")
+    one_line_error(run("--gt", d / "gt", "--degrade", "bi"), "both images", "clip folders")
