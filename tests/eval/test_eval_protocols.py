@@ -94,7 +94,7 @@ def test_rgb_and_crop(dataset):
 
 
 def test_vimeo_scores_the_centre_frame_only(tmp_path):
-    frames = carphone(7)
+    frames = carphone(7, box=(40, 40, 32, 48))
     write_clip(tmp_path / "gt" / "00001" / "0001", frames, [f"im{i}.png" for i in range(1, 8)])
     write_clip(tmp_path / "gt" / "00001" / "0002", frames[::-1], [f"im{i}.png" for i in range(1, 8)])
     torch.manual_seed(0)

@@ -16,10 +16,10 @@ from vsrkit.errors import VsrkitError
 @click.option("--title", default="vsrkit report", show_default=True, help="Page title.")
 def report(results, output, title) -> None:
     """Write RESULTS (JSON of `vsrkit eval --json` and `vsrkit bench --json`) as one offline HTML page."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise VsrkitError("vsrkit report needs matplotlib: pip install 'vsrkit[report]'") from None
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise VsrkitError("vsrkit report needs matplotlib: pip install 'vsrkit[report]'")
     if output.suffix.lower() not in (".html", ".htm"):
         raise VsrkitError(f"{output}: the report is an HTML file (.html)")
     if any(Path(r).resolve() == output.resolve() for r in results):
