@@ -157,3 +157,16 @@ def test_official_load_path_arguments(tmp_path):
     torch.save({"params": {"wrong.weight": torch.zeros(1)}}, tmp_path / "bad.pth")
     with pytest.raises(RuntimeError):
         SpyNet(str(tmp_path / "bad.pth"))
+
+
+@pytest.mark.parametrize("cls", [basicvsr.BasicVSR, basicvsr.IconVSR])
+def test_engine_pads_frames_smaller_than_spynet_needs(cls):
+    """Frames under 33 px go through the engine: the spec's min_size pads them, the output is cropped back."""
+    from vsrkit.infer.engine import upscale_tensor
+
+    torch.manual_seed(0)
+    model = cls(num_feat=8, num_block=1).eval()
+    assert model.spec.min_size == basicvsr.SPYNET_MIN_SIZE
+    out = upscale_tensor(model, torch.rand(3, 3, 20, 17))
+    assert out.shape == (3, 3, 80, 68)
+    assert torch.isfinite(out).all()

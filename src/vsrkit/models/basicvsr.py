@@ -32,6 +32,7 @@ from vsrkit.models.layers.spynet import SpyNet
 from vsrkit.models.spec import ModelSpec, Temporal, TwoPass, pad_index
 
 SCALE = 4
+SPYNET_MIN_SIZE = 33  # SpyNet's coarsest level is empty below 33 px; the engine pads smaller frames up to this
 
 
 class ConvResidualBlocks(nn.Module):
@@ -88,7 +89,9 @@ class BasicVSR(nn.Module):
 
     def __init__(self, num_feat: int = 64, num_block: int = 15, spynet_path: str | None = None):
         super().__init__()
-        self.spec = ModelSpec(scale=SCALE, temporal=Temporal("bidirectional"), passes=TwoPass(backward_pass, forward_pass))
+        self.spec = ModelSpec(
+            scale=SCALE, temporal=Temporal("bidirectional"), passes=TwoPass(backward_pass, forward_pass), min_size=SPYNET_MIN_SIZE
+        )
         self.num_feat = num_feat
 
         self.spynet = SpyNet(spynet_path)
@@ -221,7 +224,7 @@ class IconVSR(nn.Module):
             raise ValueError("keyframe_stride must be >= 1")
         if temporal_padding < 1:
             raise ValueError("temporal_padding must be >= 1")
-        self.spec = ModelSpec(scale=SCALE, temporal=Temporal("sequence"))
+        self.spec = ModelSpec(scale=SCALE, temporal=Temporal("sequence"), min_size=SPYNET_MIN_SIZE)
         self.num_feat = num_feat
         self.keyframe_stride = keyframe_stride
         self.temporal_padding = temporal_padding
