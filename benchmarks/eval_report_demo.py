@@ -5,7 +5,7 @@
 
 Prints each model's PSNR/SSIM (Y, averaged per clip then over clips), flicker and warping errors, the
 bench table, and writes ``OUT/report.html`` (quality/speed table, scatter with Pareto front, per-frame
-PSNR curves, crops with a slider). With ``--rlsp-weights`` (a PyTorch RLSP checkpoint) the per-frame
+PSNR curves, crops with a slider). With ``--rlsp-weights`` (any RLSP checkpoint vsrkit recognises, PyTorch or the released TensorFlow ``.index``) the per-frame
 curves show a unidirectional recurrent model's weak first frames against bidirectional BasicVSR.
 """
 
@@ -53,11 +53,19 @@ def main() -> None:
                     wr.write(f.image[:h, :w])
     models = [(m, None) for m in args.models.split(",") if m]
     if args.rlsp_weights:
-        models.append(("rlsp", args.rlsp_weights))
+        models.append((None, args.rlsp_weights))  # the architecture is recognised from the file
     results = []
     for name, weights in models:
         t0 = time.perf_counter()
-        r = evaluate(name, gt, degradation="bi", weights=weights, metrics=("psnr", "ssim", "flicker"),
+        if name is None:
+            from vsrkit.hub.loader import load_model
+
+            name = f"rlsp({Path(weights).stem})"
+            net, weights = load_model(weights=args.rlsp_weights), None
+            net.model_name = name
+        else:
+            net = name
+        r = evaluate(net, gt, degradation="bi", weights=weights, metrics=("psnr", "ssim", "flicker"),
                      protocol=resolve_protocol("vid4"), device="auto", progress=False)
         tag = name if weights is None else f"{name}-weights"
         results.append(write_json(r, out / f"eval-{tag}.json"))
@@ -66,7 +74,7 @@ def main() -> None:
         print(f"  ({time.perf_counter() - t0:.0f} s)\n", flush=True)
     with VideoReader(next(iter(sorted(gt.iterdir())))) as r:
         size = (r.info.height // 4, r.info.width // 4)
-    names = [m for m, w in models if w is None]
+    names = [m for m, w in models if m is not None and w is None]
     bench = run_bench(names, [size], ["auto"], ["fp32"], frames=8, warmup=1, repeat=3)
     print(format_table(bench))
     results.append(write_json(bench, out / "bench.json"))

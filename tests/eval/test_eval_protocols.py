@@ -156,3 +156,24 @@ def test_image_set_every_image_alone(tmp_path):
     assert np.abs(bic.astype(int) - io["set5_butterfly_bicup_x4"].numpy()).max() <= 1
     assert M.psnr(bic, io["set5_butterfly_hr"].numpy(), 4) == pytest.approx(
         load_case("degrade_bi_bd")[0]["metrics"]["set5_butterfly"]["psnr_y_crop4"], abs=1e-4)
+
+
+def test_cli_weights_alone_recognise_the_architecture(dataset, tmp_path):
+    """`--weights FILE` without `--model`: the architecture comes from the file, as in `vsrkit upscale`."""
+    from vsrkit.hub.checkpoint import save_safetensors_atomic
+
+    root, _ = dataset
+    torch.manual_seed(0)
+    net = load_model("rlsp-7-48")
+    ckpt = tmp_path / "mine.safetensors"
+    save_safetensors_atomic(net.state_dict(), ckpt)
+    base = ["eval", "--gt", str(root / "gt"), "--lr", str(root / "lr"), "--device", "cpu", "-q"]
+    res = CliRunner().invoke(main, [*base, "--weights", str(ckpt), "--json", str(tmp_path / "w.json")])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(main, [*base, "-m", "rlsp-7-48", "--weights", str(ckpt), "--json", str(tmp_path / "m.json")])
+    assert res.exit_code == 0, res.output
+    by_file, by_name = (json.loads((tmp_path / f).read_text()) for f in ("w.json", "m.json"))
+    assert by_file["overall"]["psnr"] == by_name["overall"]["psnr"]
+    assert "mine.safetensors" in by_file["model"]["name"]
+    res = CliRunner().invoke(main, base)
+    assert res.exit_code == 2 and "--weights FILE" in res.output

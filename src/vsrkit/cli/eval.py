@@ -11,7 +11,8 @@ from vsrkit.errors import VsrkitError
 
 
 @click.command("eval")
-@click.option("-m", "--model", required=True, help="Model name (see `vsrkit models`), or an architecture with --weights.")
+@click.option("-m", "--model", default=None,
+              help="Model name (see `vsrkit models`), or an architecture with --weights; optional with --weights.")
 @click.option("-w", "--weights", type=click.Path(path_type=Path), default=None, help="Checkpoint file.")
 @click.option("--gt", required=True, type=click.Path(path_type=Path),
               help="Ground truth: one folder of frames per clip (or a folder of images: an image set).")
@@ -35,6 +36,8 @@ def eval_(model, weights, gt, lr, degradation, metric, crop, channel, protocol, 
     from vsrkit.eval.protocols import resolve_protocol
     from vsrkit.eval.run import evaluate, parse_metrics, write_csv, write_json
 
+    if model is None and weights is None:
+        raise VsrkitError("give --model NAME, or --weights FILE (its architecture is recognised from the file)")
     if weights is not None and not weights.is_file():
         raise VsrkitError(f"checkpoint not found: {weights}")
     proto = resolve_protocol(protocol, channel, crop)

@@ -127,7 +127,7 @@ def _gt_frame(path: Path, scale: int, crop_to_scale: bool) -> np.ndarray:
 
 
 def evaluate(
-    model: str | torch.nn.Module,
+    model: str | torch.nn.Module | None,
     gt: str | os.PathLike,
     lr: str | os.PathLike | None = None,
     degradation: str | None = None,
@@ -160,7 +160,7 @@ def evaluate(
         net, model_name = model, getattr(model, "model_name", type(model).__name__)
     else:
         net = load_model(model, weights=weights, progress=progress)
-        model_name = model
+        model_name = model if model is not None else f"{type(net).__name__}({Path(weights).name})"
     scale = net.spec.scale
     if degradation == "bd" and scale != BD_SCALE:
         raise VsrkitError(f"--degrade bd is defined for x{BD_SCALE} only; {model_name} is x{scale}")
