@@ -51,7 +51,7 @@ NOT_CHECKPOINTS = {
     "degrade_bi_bd": "tests/data/test_degrade.py, tests/eval/test_metrics.py",
     "train_basicvsr_step": "tests/train/test_train_golden.py (the trainer through configs/train/basicvsr_reds.yml)",
     "train_edvr_step": "tests/train/test_train_golden.py (the trainer, edvr_m_reds.yml), tests/models/test_dcn.py",
-    "rlsp_tf_official": "pending: RLSP as released: the paper's models and their official checkpoints",
+    "rlsp_tf_official": "tests/models/test_rlsp_released.py, tests/hub/test_tf_checkpoints.py",
 }
 
 

@@ -76,3 +76,6 @@ def test_two_processes_equal_one_with_the_global_batch(tmp_path):
     two = [e["loss"] for e in read_log(tmp_path / "log.jsonl") if "loss" in e]
     ref = [e["loss"] for e in read_log(one / "log.jsonl") if "loss" in e]
     assert len(two) == ITERS and max(abs(a - b) for a, b in zip(two, ref)) <= 1e-6
+    # only rank 0 logs and saves: one TensorBoard event file, one log entry per iteration, one checkpoint
+    assert len(list((tmp_path / "tb").glob("events.out.tfevents.*"))) == 1
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["iter_00000003.safetensors", "latest.json"]

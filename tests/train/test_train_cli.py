@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
 from click.testing import CliRunner
 
 from golden import data_path
@@ -21,10 +24,22 @@ def _sets(out, total):
 
 def test_train_then_resume(tmp_path):
     runner = CliRunner()
-    r = runner.invoke(main, ["train", TINY, *_sets(tmp_path, 2)])
+    r = runner.invoke(main, ["train", TINY, *_sets(tmp_path, 2), "--set", "train.progress=true"])
     assert r.exit_code == 0, r.output
     assert "effective batch 2 x 1 = 2" in r.output and "validation PSNR" in r.output
-    assert (tmp_path / "tb").is_dir() and any((tmp_path / "tb").iterdir())  # TensorBoard events
+    # the progress bar (stderr): iterations/s and the time left
+    bar = [ln for ln in r.output.replace("\r", "\n").splitlines() if "2/2" in ln]
+    assert bar and re.search(r"\d+(\.\d+)?(it/s|s/it)", bar[-1]) and re.search(r"<\d\d:\d\d", bar[-1]), r.output
+    # TensorBoard: loss, every group's learning rate, validation PSNR/SSIM and a sample crop (output | ground truth)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"images": 0}).Reload()
+    scalars = events.Tags()["scalars"]
+    assert {"train/loss", "train/lr_group0", "val/psnr", "val/ssim"} <= set(scalars), scalars
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2]
+    assert events.Scalars("val/psnr")[0].value == pytest.approx(read_log(tmp_path / "log.jsonl")[-1]["val"]["psnr"])
+    (image,) = events.Images("val/bikes.mp4")
+    assert (image.step, image.width, image.height) == (2, 2 * 256, 256)  # 256-pixel centre crops side by side
     assert (tmp_path / "checkpoints" / "iter_00000002.safetensors").is_file()
     r = runner.invoke(main, ["train", TINY, *_sets(tmp_path, 2)])
     assert r.exit_code == 2 and "already holds a training run: use --resume" in r.output

@@ -49,10 +49,10 @@ def test_ema_averages_parameters_only():
     assert torch.allclose(ema.module.weight, w0 + 0.1)
 
 
-def _tiny(arch, kwargs, precision, channels_last=False):
+def _tiny(arch, kwargs, precision, channels_last=False, device="cpu", grad_clip=1.0):
     return Trainer(from_dict({"name": "t", "output": "/tmp/unused", "model": {"arch": arch, "kwargs": kwargs},
-                              "train": {"total_iter": 2, "batch_size": 1, "precision": precision, "device": "cpu",
-                                        "channels_last": channels_last, "grad_clip": 1.0},
+                              "train": {"total_iter": 2, "batch_size": 1, "precision": precision, "device": device,
+                                        "channels_last": channels_last, "grad_clip": grad_clip},
                               "optim": {"lr": 1e-3}}))
 
 
@@ -90,3 +90,23 @@ def test_fp16_needs_a_gpu():
         pytest.skip("a GPU is here")
     with pytest.raises(VsrkitError, match="fp16 needs a GPU"):
         _tiny("RLSP", {"layers": 3, "filters": 8, "state_dim": 4}, "fp16")
+
+
+def test_gradient_clipping_bounds_the_norm():
+    torch.manual_seed(0)
+    t = _tiny("RLSP", {"layers": 3, "filters": 8, "state_dim": 4}, "fp32", grad_clip=1e-3)
+    t.train_step(torch.rand(1, 3, 3, 12, 12), torch.rand(1, 3, 3, 48, 48))
+    norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in t.model.parameters() if p.grad is not None]))
+    assert norm.item() == pytest.approx(1e-3, rel=1e-3)  # clipped (the unclipped norm is far above 1e-3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_gpu_mixed_precision_steps(precision):
+    torch.manual_seed(0)
+    t = _tiny("RLSP", {"layers": 3, "filters": 8, "state_dim": 4}, precision, device="cuda")
+    assert (t.scaler is not None) == (precision == "fp16")
+    lq, gt = torch.rand(1, 3, 3, 12, 12), torch.rand(1, 3, 3, 48, 48)
+    losses = [t.train_step(lq, gt).item() for _ in range(3)]
+    assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0]
+    assert all(p.dtype == torch.float32 and p.is_cuda for p in t.model.parameters())
