@@ -8,6 +8,7 @@ import click
 
 from vsrkit.cli.common import say
 from vsrkit.errors import VsrkitError
+from vsrkit.hub.registry import CPU_DEFAULT_MODEL, DEFAULT_MODEL, FAST_MODEL
 from vsrkit.pipeline import upscale_file
 
 
@@ -15,7 +16,9 @@ from vsrkit.pipeline import upscale_file
 @click.argument("input", type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
               help="Output video (.mp4/.mkv/.mov) or folder for PNG frames.")
-@click.option("-m", "--model", default=None, help="Model name (see `vsrkit models`); default basicvsr-reds4.")
+@click.option("-m", "--model", default=None,
+              help=f"Model name (see `vsrkit models`); default {DEFAULT_MODEL} with a GPU, {CPU_DEFAULT_MODEL} on a CPU.")
+@click.option("--fast", is_flag=True, help=f"The fast model trained by vsrkit and shipped with it ({FAST_MODEL}).")
 @click.option("-w", "--weights", type=click.Path(path_type=Path), default=None,
               help="Checkpoint file; alone, the architecture is recognised from it.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
@@ -31,9 +34,13 @@ from vsrkit.pipeline import upscale_file
 @click.option("--max-frames", type=int, default=None, help="Stop after this many frames.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def upscale(input: Path, output: Path, model, weights, device, precision, tile, tile_overlap, chunk, chunk_overlap,
+def upscale(input: Path, output: Path, model, fast, weights, device, precision, tile, tile_overlap, chunk, chunk_overlap,
             max_memory, crf, max_frames, overwrite, quiet) -> None:
     """Upscale INPUT (a video file or a folder of images) into OUTPUT."""
+    if fast:
+        if model is not None or weights is not None:
+            raise VsrkitError("give either --fast or --model/--weights, not both")
+        model = FAST_MODEL
     if weights is not None and not weights.is_file():
         raise VsrkitError(f"checkpoint not found: {weights}")
     out = upscale_file(

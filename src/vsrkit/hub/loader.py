@@ -16,7 +16,7 @@ import torch
 from vsrkit.errors import VsrkitError
 from vsrkit.hub.checkpoint import load_state_dict, load_strict, load_with_meta
 from vsrkit.hub.detect import convert, detect
-from vsrkit.hub.download import cache_dir, package_file, resolve_weights
+from vsrkit.hub.download import BUNDLED_DIR, cache_dir, package_file, resolve_weights
 from vsrkit.hub.pretrained import ModelEntry, default_protocol
 from vsrkit.hub.registry import ALIASES, DEFAULT_MODEL, FAMILIES, family_module, get_entry
 
@@ -111,6 +111,8 @@ def weights_here(entry: ModelEntry) -> str:
     """'yes' if a named model's weights are on this machine, 'download' if fetched on first use, else 'random'."""
     if entry.weights is None:
         return "random"
+    if entry.weights.bundled:
+        return "yes" if (BUNDLED_DIR / entry.weights.filename).is_file() else "missing"
     local = (cache_dir() / entry.weights.filename).is_file() or package_file(entry.weights) is not None
     return "yes" if local else "download"
 
