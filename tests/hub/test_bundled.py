@@ -116,17 +116,26 @@ def _tiny_clip(path, n=3, w=32, h=24):
     return path
 
 
-def test_cpu_default_and_fast_flag_use_the_bundled_model(tmp_path, offline):
+def test_cpu_default_hints_at_fast_and_fast_flag_uses_the_bundled_model(tmp_path, offline, monkeypatch):
+    from vsrkit import pipeline
     from vsrkit.io import probe
-    from vsrkit.pipeline import upscale_file
 
     src = _tiny_clip(tmp_path / "in.mp4")
+    asked: list = []
+    real_load = pipeline.load_model
+
+    def spy(name=None, **kw):
+        asked.append(name)
+        return real_load("bicubic-x4")  # stands in for the (large) default model
+
+    monkeypatch.setattr(pipeline, "load_model", spy)
     said: list[str] = []
-    out = upscale_file(src, tmp_path / "default.mp4", device="cpu", progress=False, say=said.append)
-    assert any(CPU_DEFAULT_MODEL in s for s in said)
-    info = probe(out)
-    assert (info.width, info.height) == (128, 96)
+    pipeline.upscale_file(src, tmp_path / "default.mp4", device="cpu", progress=False, say=said.append)
+    assert asked == [CPU_DEFAULT_MODEL]
+    assert any("--fast" in s and FAST_MODEL in s for s in said)
+    monkeypatch.setattr(pipeline, "load_model", real_load)
     r = CliRunner().invoke(main, ["upscale", str(src), "-o", str(tmp_path / "fast.mp4"), "--fast", "--device", "cpu",
                                   "-q"])
     assert r.exit_code == 0, r.output
-    assert probe(tmp_path / "fast.mp4").width == 128
+    info = probe(tmp_path / "fast.mp4")
+    assert (info.width, info.height) == (128, 96)
