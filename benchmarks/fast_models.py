@@ -2,6 +2,7 @@
 them on the held-out clips (``vsrkit eval``) and write their model cards (hub/cards.py).
 
     python benchmarks/fast_models.py ship rlsp-fast-x4 RUN_DIR            # newest weights of RUN_DIR -> vsrkit/hub/weights
+    python benchmarks/fast_models.py speed rlsp-fast-x4 --bench bench_fast.json --bench-ref bench_basicvsr.json
     python benchmarks/fast_models.py card rlsp-fast-x4 --config configs/train/rlsp_fast_x4.yml --run RUN_DIR \\
         --bench bench_fast.json --bench-ref bench_basicvsr.json [--flicker]
 
@@ -120,6 +121,17 @@ def card(args: argparse.Namespace) -> None:
     print(f"wrote {card_path(name)} and {card_path(name, '.md')}")
 
 
+def speed(args: argparse.Namespace) -> None:
+    """Replace the speed section of an existing card (a quieter machine, a new bench) and render it again."""
+    data = json.loads(card_path(args.name).read_text())
+    data["speed"] = {"input": "320x180 (W x H), CPU, `vsrkit bench`",
+                     "model_ms_per_frame": _speed(args.bench, args.bench_name or args.name),
+                     "basicvsr_ms_per_frame": _speed(args.bench_ref, "basicvsr-reds4"), "note": args.speed_note}
+    card_path(args.name).write_text(json.dumps(data, indent=1) + "\n")
+    card_path(args.name, ".md").write_text(render(data))
+    print(f"{args.name}: {data['speed']}")
+
+
 def render(d: dict) -> str:
     t, v, s = d["training"], d["validation"], d["speed"]
     lines = [f"# {d['name']}", "",
@@ -170,10 +182,18 @@ def main() -> None:
     c.add_argument("--hardware", default="a 2-core CPU shared with other jobs (1 training thread)")
     c.add_argument("--flicker", action="store_true")
     c.add_argument("--compare", nargs="*", default=[], help="other models scored beside it")
+    sp = sub.add_parser("speed")
+    sp.add_argument("name")
+    sp.add_argument("--bench", type=Path, required=True)
+    sp.add_argument("--bench-name")
+    sp.add_argument("--bench-ref", type=Path)
+    sp.add_argument("--speed-note", default="")
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     if args.cmd == "ship":
         ship(args.name, args.run, args.iter)
+    elif args.cmd == "speed":
+        speed(args)
     else:
         card(args)
 
