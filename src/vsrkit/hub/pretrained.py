@@ -386,7 +386,7 @@ def bundled_weights(name: str, sha256: str) -> WeightsSource:
 FAST_MODELS: dict[str, tuple[list[ModelEntry], str, dict[str, Any], str, str]] = {
     "rlsp-fast-x4": (RLSP, "RLSP", {"layers": 7, "filters": 32, "state_dim": 32, "kernel_size": 3, "factor": 4,
                                      "in_channels": 3},
-                     "3aadc602ed79815d36eea2897e845d2d5e289603e4a66077a4c2850ff4438932",
+                     "606ef2b52b5ce598dc057fbb5b49cb028608ed1c8b92d60dc55491860f9be734",
                      "fast RLSP 7-32 x4, RGB, trained by vsrkit on sample clips (BI), bundled: `vsrkit upscale --fast`"),
     "espcn-fast-x4": (EDGESR, "ESPCN", {"model_id": "ESPCN_s4_D64_S32"},
                       "a1eb799f44279837b9f8e7ac0d0af254270c02781cc52ac1526c0e0b6208b0f7",
