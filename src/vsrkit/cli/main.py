@@ -44,9 +44,10 @@ def _add_commands() -> None:
     from vsrkit.cli.eval import eval_
     from vsrkit.cli.models import models
     from vsrkit.cli.report import report
+    from vsrkit.cli.train import train
     from vsrkit.cli.upscale import upscale
 
-    for cmd in (upscale, degrade, eval_, bench, report, models, demo):
+    for cmd in (upscale, degrade, eval_, bench, report, models, demo, train):
         main.add_command(cmd)
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -18,6 +20,8 @@ from vsrkit.hub import tfbundle
 # BasicSR / VRT {'params': ...} (BasicSR loads 'params' by default), {'params_ema': ...},
 # RLSP {'rlsp': ..., 'optimizer': ..., 'iteration': ...}, Lightning-style {'state_dict': ...}.
 CONTAINER_KEYS = ("params", "params_ema", "rlsp", "state_dict", "model")
+# safetensors metadata key of the architecture that vsrkit-written weights carry
+WEIGHTS_META_KEY = "vsrkit"
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -38,24 +42,58 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     (``.index`` + ``.data-*``, recognised by name or by the table's magic number) are read without
     TensorFlow (``tfbundle``), in TensorFlow's names and layout, without the optimiser's variables.
     """
+    return load_with_meta(path)[0]
+
+
+def load_with_meta(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+    """``load_state_dict`` plus the architecture a vsrkit-written safetensors file names, if any.
+
+    Weights exported by ``vsrkit train`` (and its training checkpoints) carry ``{"family", "arch", "kwargs"}`` in
+    the safetensors metadata under ``"vsrkit"``, so ``load_model(weights=FILE)`` builds them without guessing. A
+    training checkpoint holds more than the network: ``"weights_prefix"`` names the tensors that are its weights.
+    """
     path = Path(path)
     if path.suffix == ".meta" and path.with_suffix(".index").is_file():
         raise VsrkitError(f"{path} is a TensorFlow graph (.meta), not weights: pass {path.with_suffix('.index')}")
     if tfbundle.is_tf_checkpoint(path) or path.name.endswith(".index") or ".data-" in path.name:
         # a TensorFlow checkpoint (the released RLSP): its model variables, the optimiser's left unread
-        return tfbundle.read_variables(path)
+        return tfbundle.read_variables(path), None
     if not path.is_file():
         raise VsrkitError(f"checkpoint not found: {path}")
+    meta = None
     try:
         if path.suffix == ".safetensors":
+            from safetensors import safe_open
             from safetensors.torch import load_file
 
             obj = load_file(str(path))
+            with safe_open(str(path), framework="pt") as f:
+                header = f.metadata() or {}
+            if WEIGHTS_META_KEY in header:
+                meta = json.loads(header[WEIGHTS_META_KEY])
         else:
             obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any reader failure is a bad file for the user
         raise VsrkitError(f"cannot read checkpoint {path}: {_why_unreadable(path, e)}") from None
-    return unwrap_state_dict(obj, source=str(path))
+    if meta is not None:
+        if not isinstance(meta, dict) or not {"family", "arch", "kwargs"} <= set(meta):
+            raise VsrkitError(f"{path}: its vsrkit metadata does not name family, arch and kwargs")
+        prefix = meta.get("weights_prefix") or ""
+        if prefix:
+            obj = {k[len(prefix):]: v for k, v in obj.items() if k.startswith(prefix)}
+    return unwrap_state_dict(obj, source=str(path)), meta
+
+
+def save_weights(path: str | os.PathLike, state_dict: Mapping[str, torch.Tensor], family: str, arch: str,
+                 kwargs: Mapping[str, Any], extra: Mapping[str, str] | None = None) -> None:
+    """Write a network's weights atomically as safetensors, with its family, class and constructor arguments in the
+    metadata (``load_model(weights=FILE)`` reads them back)."""
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state_dict.items()}
+    meta = {WEIGHTS_META_KEY: json.dumps({"family": family, "arch": arch, "kwargs": dict(kwargs)})}
+    meta.update(extra or {})
+    _atomic(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
 def _why_unreadable(path: Path, e: Exception) -> str:
