@@ -34,6 +34,8 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     containers are unwrapped and a DataParallel ``module.`` prefix is removed.
     """
     path = Path(path)
+    if path.is_dir():
+        raise VsrkitError(f"{path}: is a folder, not a checkpoint file")
     if not path.is_file():
         raise VsrkitError(f"checkpoint not found: {path}")
     try:
@@ -44,9 +46,50 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         else:
             obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any reader failure is a bad file for the user
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise VsrkitError(f"cannot read checkpoint {path}: not a valid weights file ({first})") from None
+        raise VsrkitError(f"cannot read checkpoint {path}: {_why_unreadable(path, e)}") from None
     return unwrap_state_dict(obj, source=str(path))
+
+
+def _pickle_globals(path: Path) -> list[str] | None:
+    """The Python names a pickle (plain, or torch's zip) would import, found without running it; None when the
+    file is not a pickle at all."""
+    import pickletools
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                names = [n for n in z.namelist() if n.endswith("data.pkl")]
+                if not names:
+                    return None
+                data = z.read(names[0])
+        else:
+            data = path.read_bytes()
+        found, strings = [], []
+        for op, arg, _pos in pickletools.genops(data):
+            if op.name == "GLOBAL":
+                found.append(str(arg).replace(" ", "."))
+            elif op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
+                strings.append(str(arg))
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                found.append(f"{strings[-2]}.{strings[-1]}")
+        return found
+    except Exception:  # noqa: BLE001 - not a pickle
+        return None
+
+
+def _why_unreadable(path: Path, e: Exception) -> str:
+    """Why torch/safetensors refused a file, in one line (never torch's advice to turn the safety check off)."""
+    if path.suffix == ".safetensors":
+        return "not a valid safetensors file (damaged or of another format)"
+    names = _pickle_globals(path)
+    if names is not None:
+        unsafe = [n for n in names if not n.startswith(("torch.", "collections.OrderedDict", "_codecs.encode"))]
+        if unsafe or "Unsupported" in str(e):
+            what = f" (it would import {unsafe[0]})" if unsafe else ""
+            return f"refused as unsafe: it holds Python objects, not only tensors, and loading it could run code{what}"
+        return "damaged or not a PyTorch checkpoint"
+    return "not a PyTorch (.pth/.pt) or safetensors checkpoint"
 
 
 def unwrap_state_dict(obj: object, source: str = "checkpoint") -> dict[str, torch.Tensor]:
