@@ -117,7 +117,8 @@ def make_seeds(folder: Path) -> list[Path]:
 
 
 # ------------------------------------------------------------------------------------------------- mutations
-MUTATIONS = ("truncate", "flip", "cut_header", "zero", "rename", "insert", "splice", "png_size")
+MUTATIONS = ("truncate", "flip", "cut_header", "zero", "rename", "insert", "splice", "png_size", "codec_tag")
+_TAGS = (b"avc1", b"mp4v", b"V_VP9", b"V_MPEG4", b"FFV1", b"FMP4", b"XVID", b"IHDR", b"hvc1", b"vp09")
 
 
 def _png_size(data: bytes, w: int, h: int) -> bytes:
@@ -179,6 +180,12 @@ def _mutate_bytes(data: bytes, kind: str, rng: random.Random) -> bytes:
         i, j = sorted(rng.randrange(len(b) + 1) for _ in range(2))
         k = rng.randrange(len(b) + 1)
         return bytes(b[:k] + b[i:j] + b[k:])
+    if kind == "codec_tag":  # the codec named in the container, damaged
+        tags = [t for t in _TAGS if t in data]
+        if not tags:
+            return _mutate_bytes(data, "flip", rng)
+        tag = rng.choice(tags)
+        return data.replace(tag, bytes(rng.randrange(32, 127) for _ in tag))
     if kind == "png_size":
         if data[:8] == b"\x89PNG\r\n\x1a\n":
             return _png_size(data, rng.choice([1, 3, 70000, 2**31 - 1]), rng.choice([1, 2, 65535, 100000]))
