@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
 
 from vsrkit.errors import VsrkitError
+from vsrkit.hub import tfbundle
 
 # Where the state dict sits inside the official containers, in the order they are tried:
 # BasicSR / VRT {'params': ...} (BasicSR loads 'params' by default), {'params_ema': ...},
@@ -28,14 +30,22 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Load a checkpoint file (``.pth``/``.pt``/``.model`` or ``.safetensors``) as a flat state dict.
+    """Load a checkpoint file (``.pth``/``.pt``/``.model``, ``.safetensors``, or a TensorFlow checkpoint's
+    ``.index``) as a flat state dict.
 
     Untrusted files are safe: torch files are read with ``weights_only=True``. The official
-    containers are unwrapped and a DataParallel ``module.`` prefix is removed.
+    containers are unwrapped and a DataParallel ``module.`` prefix is removed. TensorFlow checkpoints
+    (``.index`` + ``.data-*``, recognised by name or by the table's magic number) are read without
+    TensorFlow (``tfbundle``), in TensorFlow's names and layout, without the optimiser's variables.
     """
     path = Path(path)
     if path.is_dir():
         raise VsrkitError(f"{path}: is a folder, not a checkpoint file")
+    if path.suffix == ".meta" and path.with_suffix(".index").is_file():
+        raise VsrkitError(f"{path} is a TensorFlow graph (.meta), not weights: pass {path.with_suffix('.index')}")
+    if tfbundle.is_tf_checkpoint(path) or path.name.endswith(".index") or ".data-" in path.name:
+        # a TensorFlow checkpoint (the released RLSP): its model variables, the optimiser's left unread
+        return tfbundle.read_variables(path)
     if not path.is_file():
         raise VsrkitError(f"checkpoint not found: {path}")
     try:
@@ -79,17 +89,24 @@ def _pickle_globals(path: Path) -> list[str] | None:
 
 
 def _why_unreadable(path: Path, e: Exception) -> str:
-    """Why torch/safetensors refused a file, in one line (never torch's advice to turn the safety check off)."""
+    """One line on why ``torch.load``/safetensors refused a file, never PyTorch's advice to load it unsafely."""
+    if path.suffix == ".meta":
+        return "not a valid weights file: a TensorFlow graph (.meta) holds no weights; pass the checkpoint's .index"
     if path.suffix == ".safetensors":
         return "not a valid safetensors file (damaged or of another format)"
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not zipfile.is_zipfile(path) and head[:1] != b"\x80":
+        return "not a valid weights file: not a PyTorch (zip or pickle), safetensors or TensorFlow checkpoint"
     names = _pickle_globals(path)
     if names is not None:
         unsafe = [n for n in names if not n.startswith(("torch.", "collections.OrderedDict", "_codecs.encode"))]
-        if unsafe or "Unsupported" in str(e):
+        if unsafe or "Unsupported" in str(e) or str(e).startswith("Weights only load failed"):
             what = f" (it would import {unsafe[0]})" if unsafe else ""
             return f"refused as unsafe: it holds Python objects, not only tensors, and loading it could run code{what}"
-        return "damaged or not a PyTorch checkpoint"
-    return "not a PyTorch (.pth/.pt) or safetensors checkpoint"
+    text = str(e).strip()
+    first = text.splitlines()[0] if text and "weights_only" not in text.splitlines()[0] else type(e).__name__
+    return f"not a valid weights file: damaged or not a PyTorch checkpoint ({first})"
 
 
 def unwrap_state_dict(obj: object, source: str = "checkpoint") -> dict[str, torch.Tensor]:
@@ -157,3 +174,10 @@ def write_atomic_text(path: str | os.PathLike, text: str) -> None:
 def save_atomic(obj: object, path: str | os.PathLike) -> None:
     """``torch.save`` to a temporary file beside ``path``, then rename: never a half-written checkpoint."""
     _atomic(path, lambda tmp: torch.save(obj, tmp))
+
+
+def save_safetensors_atomic(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike) -> None:
+    """Save a state dict as safetensors through a temporary name, renamed when complete."""
+    from safetensors.torch import save_file
+
+    _atomic(path, lambda tmp: save_file({k: v.contiguous() for k, v in state_dict.items()}, tmp))

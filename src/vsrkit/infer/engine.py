@@ -140,6 +140,8 @@ def _schedule(model: torch.nn.Module, cfg: EngineConfig, items: Iterable[Item], 
     kind = spec.temporal.kind
     if hooks.start and kind == "recurrent" and hooks.state is None:
         raise ValueError("resuming a recurrent model needs the state saved at its start frame")
+    if protocol.end_padding == "none" and kind != "recurrent":
+        raise ValueError(f"end padding 'none' is for recurrent models, not {kind} models")
     with torch.inference_mode():
         if kind == "bidirectional":
             from vsrkit.infer import twopass
@@ -219,11 +221,15 @@ def _recurrent(model, spec: ModelSpec, protocol: Protocol, runner: Runner, buf: 
         y, states[key] = model.step(x, states.get(key))
         return y[:, None]
 
-    t = hooks.start
+    # end padding "none": the first output is frame `back`; frames without all their neighbours get none
+    unpadded = protocol.end_padding == "none"
+    t = max(hooks.start, back) if unpadded else hooks.start
     while buf.has(t):
         if hooks.on_state is not None and hooks.state_every and t % hooks.state_every == 0 and t > hooks.start:
             hooks.on_state(t, to_device(states, "cpu"))
         buf.fill(t + ahead)
+        if unpadded and not buf.has(t + ahead):
+            break
         total = buf.total if buf.total is not None else t + ahead + 1
         y = runner.run(fn, buf.stack(window_indices(t, total, back, ahead, protocol.end_padding)))
         yield buf.frames[t], y[0, 0]

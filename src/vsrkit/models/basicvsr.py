@@ -27,11 +27,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from vsrkit.models.layers.common import ResidualBlockNoBN, flow_warp, make_layer, pad_to_multiple
+from vsrkit.models.layers.common import (
+    ResidualBlockNoBN, flow_warp, load_official_weights, make_layer, pad_to_multiple,
+)
 from vsrkit.models.layers.spynet import SpyNet
 from vsrkit.models.spec import Block, ModelSpec, Temporal, TwoPass, pad_index
 
 SCALE = 4
+SPYNET_MIN_SIZE = 33  # SpyNet's coarsest level is empty below 33 px; the engine pads smaller frames up to this
 
 
 class ConvResidualBlocks(nn.Module):
@@ -88,9 +91,9 @@ class BasicVSR(nn.Module):
 
     def __init__(self, num_feat: int = 64, num_block: int = 15, spynet_path: str | None = None):
         super().__init__()
-        # SpyNet's six-level pyramid needs more than 32 pixels (smaller frames are padded by the engine)
-        self.spec = ModelSpec(scale=SCALE, temporal=Temporal("bidirectional"), min_size=33,
-                              passes=TwoPass(backward_pass, forward_pass))
+        self.spec = ModelSpec(
+            scale=SCALE, temporal=Temporal("bidirectional"), passes=TwoPass(backward_pass, forward_pass), min_size=SPYNET_MIN_SIZE
+        )
         self.num_feat = num_feat
 
         self.spynet = SpyNet(spynet_path)
@@ -159,9 +162,7 @@ class EDVRFeatureExtractor(nn.Module):
         self.fusion = TSAFusion(num_feat=num_feat, num_frame=num_input_frame, center_frame_idx=self.center_frame_idx)
         self.lrelu = nn.LeakyReLU(negative_slope=0.1, inplace=True)
         if load_path:
-            from vsrkit.hub.checkpoint import load_state_dict, load_strict
-
-            load_strict(self, load_state_dict(load_path), source=load_path)
+            load_official_weights(self, load_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c, h, w = x.shape
@@ -226,8 +227,9 @@ class IconVSR(nn.Module):
         if temporal_padding < 1:
             raise ValueError("temporal_padding must be >= 1")
         # keyframes depend on the video's length, which the engine's two passes know; EDVR's window needs
-        # 2 * temporal_padding frames on each side (the mirrored padding at the ends reaches that far)
-        self.spec = ModelSpec(scale=SCALE, temporal=Temporal("bidirectional"), size_multiple=4, min_size=36,
+        # 2 * temporal_padding frames on each side (the mirrored padding at the ends reaches that far).
+        # Frames are padded to at least SPYNET_MIN_SIZE and a multiple of 4 (EDVR's pyramid): 36 px at the least
+        self.spec = ModelSpec(scale=SCALE, temporal=Temporal("bidirectional"), size_multiple=4, min_size=SPYNET_MIN_SIZE,
                               passes=TwoPass(iconvsr_backward, iconvsr_forward, context=2 * temporal_padding))
         self.num_feat = num_feat
         self.keyframe_stride = keyframe_stride
