@@ -262,3 +262,26 @@ def test_the_command_line_bar_moves_during_the_backward_pass(tmp_path):
     assert "pass 1/2 backward" in shown and "pass 2/2 forward" in shown
     backward = [line for line in shown.splitlines() if "backward" in line and "ETA" in line]
     assert any(not line.strip().split(":")[1].strip().startswith("0%") for line in backward), backward
+
+
+# ------------------------------------------------------------------------------------------------- IconVSR, real clip
+def test_iconvsr_streams_a_real_clip_exactly_with_bounded_states():
+    """IconVSR (keyframes from the video's length, a state that remembers far back) in blocks of 2 with a state
+    kept every few blocks, input re-read: identical to one whole-video run of the model on real frames."""
+    from golden import data_path
+
+    from vsrkit.infer.tiling import Runner
+    from vsrkit.io import VideoReader
+    from vsrkit.models.basicvsr import IconVSR
+
+    clip = data_path("clips", "carphone_pristine.mp4")
+    with VideoReader(clip) as r:
+        imgs = [np.ascontiguousarray(f.image[40:76, 56:96]) for _, f in zip(range(9), r)]
+    torch.manual_seed(0)
+    net = IconVSR(num_feat=8, num_block=1, keyframe_stride=5, temporal_padding=2).eval()
+    sb = twopass.state_bytes(net, net.spec, Runner(net, net.spec, make_config("cpu")), 36, 40)
+    want = run_stream(net, imgs, chunk=100, reopen=False)
+    got = run_stream(net, imgs, chunk=2, budget=2.5 * sb)  # room for about two states: recomputed between them
+    assert [p for p, _ in got] == [i * 10 for i in range(9)]
+    for (_, a), (_, b) in zip(got, want):
+        assert np.array_equal(a, b)
