@@ -107,7 +107,7 @@ def test_unknown_name_and_foreign_checkpoint_are_clear_errors(tmp_path):
         vsrkit.load_model("basicvsr-reds4", weights=str(d / "weights.pth"))
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(VsrkitError, match="not a valid weights file"):
+    with pytest.raises(VsrkitError, match="not a PyTorch"):
         vsrkit.load_model(weights=str(junk))
     with pytest.raises(VsrkitError, match="not found"):
         vsrkit.load_model(weights=str(tmp_path / "missing.pth"))

@@ -53,6 +53,8 @@ def load_with_meta(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], di
     training checkpoint holds more than the network: ``"weights_prefix"`` names the tensors that are its weights.
     """
     path = Path(path)
+    if path.is_dir():
+        raise VsrkitError(f"{path}: is a folder, not a checkpoint file")
     if path.suffix == ".meta" and path.with_suffix(".index").is_file():
         raise VsrkitError(f"{path} is a TensorFlow graph (.meta), not weights: pass {path.with_suffix('.index')}")
     if tfbundle.is_tf_checkpoint(path) or path.name.endswith(".index") or ".data-" in path.name:
@@ -96,23 +98,53 @@ def save_weights(path: str | os.PathLike, state_dict: Mapping[str, torch.Tensor]
     _atomic(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
+def _pickle_globals(path: Path) -> list[str] | None:
+    """The Python names a pickle (plain, or torch's zip) would import, found without running it; None when the
+    file is not a pickle at all."""
+    import pickletools
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                names = [n for n in z.namelist() if n.endswith("data.pkl")]
+                if not names:
+                    return None
+                data = z.read(names[0])
+        else:
+            data = path.read_bytes()
+        found, strings = [], []
+        for op, arg, _pos in pickletools.genops(data):
+            if op.name == "GLOBAL":
+                found.append(str(arg).replace(" ", "."))
+            elif op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
+                strings.append(str(arg))
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                found.append(f"{strings[-2]}.{strings[-1]}")
+        return found
+    except Exception:  # noqa: BLE001 - not a pickle
+        return None
+
+
 def _why_unreadable(path: Path, e: Exception) -> str:
-    """One line on why ``torch.load``/safetensors refused a file, without PyTorch's advice to load it unsafely."""
+    """One line on why ``torch.load``/safetensors refused a file, never PyTorch's advice to load it unsafely."""
     if path.suffix == ".meta":
         return "not a valid weights file: a TensorFlow graph (.meta) holds no weights; pass the checkpoint's .index"
-    if path.suffix != ".safetensors":
-        with open(path, "rb") as f:
-            head = f.read(4)
-        if not zipfile.is_zipfile(path) and head[:1] != b"\x80":
-            return "not a valid weights file: not a PyTorch (zip or pickle), safetensors or TensorFlow checkpoint"
+    if path.suffix == ".safetensors":
+        return "not a valid safetensors file (damaged or of another format)"
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not zipfile.is_zipfile(path) and head[:1] != b"\x80":
+        return "not a valid weights file: not a PyTorch (zip or pickle), safetensors or TensorFlow checkpoint"
+    names = _pickle_globals(path)
+    if names is not None:
+        unsafe = [n for n in names if not n.startswith(("torch.", "collections.OrderedDict", "_codecs.encode"))]
+        if unsafe or "Unsupported" in str(e) or str(e).startswith("Weights only load failed"):
+            what = f" (it would import {unsafe[0]})" if unsafe else ""
+            return f"refused as unsafe: it holds Python objects, not only tensors, and loading it could run code{what}"
     text = str(e).strip()
-    if text.startswith("Weights only load failed"):
-        # the reason is on the "WeightsUnpickler error:" line; the rest recommends weights_only=False, which we never do
-        reason = next((ln.strip() for ln in text.splitlines() if "WeightsUnpickler error:" in ln), "")
-        reason = reason.split("WeightsUnpickler error:", 1)[-1].strip().split(". Please use")[0]
-        return f"not a valid weights file: it holds objects other than tensors, which are not loaded ({reason or 'unsupported content'})"
-    first = text.splitlines()[0] if text else type(e).__name__
-    return f"not a valid weights file ({first})"
+    first = text.splitlines()[0] if text and "weights_only" not in text.splitlines()[0] else type(e).__name__
+    return f"not a valid weights file: damaged or not a PyTorch checkpoint ({first})"
 
 
 def unwrap_state_dict(obj: object, source: str = "checkpoint") -> dict[str, torch.Tensor]:
