@@ -390,10 +390,10 @@ FAST_MODELS: dict[str, tuple[list[ModelEntry], str, dict[str, Any], str, str]] =
                      "fast RLSP 7-32 x4, RGB, trained by vsrkit on sample clips (BI), bundled: `vsrkit upscale --fast`"),
     "espcn-fast-x4": (EDGESR, "ESPCN", {"model_id": "ESPCN_s4_D64_S32"},
                       "a1eb799f44279837b9f8e7ac0d0af254270c02781cc52ac1526c0e0b6208b0f7",
-                      "fast ESPCN x4, per frame on Y (chroma bicubic), trained by vsrkit on sample clips (BI), bundled"),
+                      f"fast ESPCN x4 trained by vsrkit on sample clips (BI), bundled; {_SUMMARY}"),
     "espcn-fast-x2": (EDGESR, "ESPCN", {"model_id": "ESPCN_s2_D64_S32"},
                       "fe93c33ddc8edb03a598674246065f9812b85e779fd274d89567460107542f70",
-                      "fast ESPCN x2, per frame on Y (chroma bicubic), trained by vsrkit on sample clips (BI), bundled"),
+                      f"fast ESPCN x2 trained by vsrkit on sample clips (BI), bundled; {_SUMMARY}"),
 }
 for _name, (_table, _cls, _kw, _sha, _what) in FAST_MODELS.items():
     _table.append(ModelEntry(name=_name, arch=_cls, kwargs=_kw, weights=bundled_weights(_name, _sha), summary=_what))
