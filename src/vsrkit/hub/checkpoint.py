@@ -196,6 +196,9 @@ def _atomic(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # the permissions of a plain open(), not mkstemp's 0600
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -206,7 +209,7 @@ def _atomic(path: str | os.PathLike, write: Callable[[str], None]) -> None:
 
 def write_atomic_text(path: str | os.PathLike, text: str) -> None:
     """Write a small text file through a temporary name, renamed when complete."""
-    _atomic(path, lambda tmp: Path(tmp).write_text(text))
+    _atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def save_atomic(obj: object, path: str | os.PathLike) -> None:
