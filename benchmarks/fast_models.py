@@ -3,7 +3,7 @@ them on the held-out clips (``vsrkit eval``) and write their model cards (hub/ca
 
     python benchmarks/fast_models.py ship rlsp-fast-x4 RUN_DIR            # newest weights of RUN_DIR -> vsrkit/hub/weights
     python benchmarks/fast_models.py speed rlsp-fast-x4 --bench bench_fast.json --bench-ref bench_basicvsr.json
-    python benchmarks/fast_models.py card rlsp-fast-x4 --config configs/train/rlsp_fast_x4.yml --run RUN_DIR \\
+    python benchmarks/fast_models.py card rlsp-fast-x4 --config STAGE1.yml [STAGE2.yml] --run RUN1 [RUN2] \\
         --bench bench_fast.json --bench-ref bench_basicvsr.json [--flicker]
 
 ``card`` prints the numbers and writes NAME.json and NAME.md beside the weights. Speed comes from ``vsrkit bench``
@@ -56,20 +56,40 @@ def _speed(path: Path | None, arch_name: str) -> dict:
     return out
 
 
-def _log(run: Path) -> tuple[int, float, list[dict]]:
+def _log(run: Path, until: int | None = None) -> tuple[int, float, list[dict]]:
+    """Iterations, wall seconds and validation rows of a run's log.jsonl, up to iteration ``until``. A resumed run
+    restarts its clock: each segment's last time is added."""
     rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if until is None or r["iter"] <= until]
     train = [r for r in rows if "loss" in r]
-    return train[-1]["iter"], train[-1]["time"], [r for r in rows if "val" in r]
+    seconds, last = 0.0, 0.0
+    for r in train:
+        if r["time"] < last:  # a new segment (resumed)
+            seconds += last
+        last = r["time"]
+    return train[-1]["iter"], seconds + last, [r for r in rows if "val" in r]
+
+
+def _stages(configs: list[str], runs: list[Path]) -> list[dict]:
+    """One entry per training stage (a config and its run): a later stage starts from an earlier one's weights."""
+    if len(configs) != len(runs):
+        sys.exit("give one --run per --config (the training stages, in order)")
+    out = []
+    for config, run in zip(configs, runs):
+        cfg = yaml.safe_load(Path(config).read_text())
+        iters, seconds, vals = _log(run, cfg["train"]["total_iter"])
+        out.append({"config": config, "cfg": cfg, "iterations": iters, "wall_seconds": seconds, "vals": vals})
+    return out
 
 
 def card(args: argparse.Namespace) -> None:
     name = args.name
     family, entry = get_entry(name)
-    cfg = yaml.safe_load(Path(args.config).read_text())
+    stages = _stages(args.config, args.run)
+    cfg = stages[-1]["cfg"]
     scale = cfg["data"]["scale"]
     degradations = ["bi", "bd"] if scale == 4 else ["bi"]
     metrics = ("psnr", "ssim", "flicker") if args.flicker else ("psnr", "ssim")
-    iters, seconds, vals = _log(Path(args.run))
     with tempfile.TemporaryDirectory() as tmp:
         gt = write_heldout_frames(CLIPS, Path(tmp) / "heldout")
         results = {}
@@ -92,17 +112,21 @@ def card(args: argparse.Namespace) -> None:
         "params": int(sum(p.numel() for p in __import__("vsrkit").load_model(name).parameters())),
         "weights": {"file": f"{name}.safetensors", "sha256": sha, "licence": entry.weights.licence},
         "training": {
-            "config": args.config,
-            "command": f"vsrkit train {args.config}",
+            "config": " then ".join(st["config"] for st in stages),
+            "command": " && ".join(f"vsrkit train {st['config']}" for st in stages),
             "clips": cfg["data"]["include"],
             "data": "../shared/data/clips (sample clips; licences in its README.md): "
                     + ", ".join(cfg["data"]["include"]),
             "degradation": cfg["data"]["degradation"].upper(),
             "recipe": {k: cfg[k] for k in ("data", "train", "optim", "scheduler", "loss")},
-            "iterations": iters,
-            "wall_seconds": round(seconds),
+            "iterations": sum(st["iterations"] for st in stages),
+            "wall_seconds": round(sum(st["wall_seconds"] for st in stages)),
             "hardware": args.hardware,
-            "validation_during_training": [{"iter": v["iter"], "psnr": v["val"]["psnr"]} for v in vals],
+            "stages": [{"config": st["config"], "init": st["cfg"]["model"].get("init"), "iterations": st["iterations"],
+                        "recipe": {k: st["cfg"][k] for k in ("data", "train", "optim", "scheduler", "loss")},
+                        "wall_seconds": round(st["wall_seconds"]),
+                        "validation_during_training": [{"iter": v["iter"], "psnr": v["val"]["psnr"]} for v in st["vals"]]}
+                       for st in stages],
         },
         "validation": {
             "clips": list(HELD_OUT),
@@ -141,7 +165,10 @@ def render(d: dict) -> str:
              f"- data: {t['data']}; degradation {t['degradation']}",
              f"- held out (never trained on): {', '.join(v['clips'])}",
              f"- recipe: `{t['config']}` (crops, batch, Adam, cosine schedule, loss: see the file)",
-             f"- iterations: {t['iterations']}, {t['wall_seconds'] / 60:.0f} minutes wall time on {t['hardware']}",
+             f"- iterations: {t['iterations']}, {t['wall_seconds'] / 60:.0f} minutes wall time on {t['hardware']}"
+             + (" (stages: " + "; ".join(f"`{st['config']}` {st['iterations']} iterations, {st['wall_seconds'] / 60:.0f} min"
+                                        + (f", from `{st['init']}`" if st["init"] else "") for st in t["stages"]) + ")"
+                if len(t.get("stages", [])) > 1 else ""),
              f"- retrain: `{t['command']}` (from the repository root, with ../shared/data beside it)", "",
              "## Validation (Y)", "", v["what"] + ".", ""]
     for deg, rows in v["results"].items():
@@ -173,8 +200,8 @@ def main() -> None:
     a.add_argument("--iter", type=int, default=None)
     c = sub.add_parser("card")
     c.add_argument("name")
-    c.add_argument("--config", required=True)
-    c.add_argument("--run", required=True, type=Path)
+    c.add_argument("--config", required=True, nargs="+", help="the training configs, one per stage, in order")
+    c.add_argument("--run", required=True, type=Path, nargs="+", help="their run folders (log.jsonl), same order")
     c.add_argument("--bench", type=Path)
     c.add_argument("--bench-name", help="the model name in the --bench JSON (default NAME)")
     c.add_argument("--bench-ref", type=Path)

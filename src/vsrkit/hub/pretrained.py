@@ -386,13 +386,13 @@ def bundled_weights(name: str, sha256: str) -> WeightsSource:
 FAST_MODELS: dict[str, tuple[list[ModelEntry], str, dict[str, Any], str, str]] = {
     "rlsp-fast-x4": (RLSP, "RLSP", {"layers": 7, "filters": 32, "state_dim": 32, "kernel_size": 3, "factor": 4,
                                      "in_channels": 3},
-                     "606ef2b52b5ce598dc057fbb5b49cb028608ed1c8b92d60dc55491860f9be734",
+                     "7c6c6c90140f8c39eea25a69f145c8488668acaecd8339ca9ba667cee661352b",
                      "fast RLSP 7-32 x4, RGB, trained by vsrkit on sample clips (BI), bundled: `vsrkit upscale --fast`"),
     "espcn-fast-x4": (EDGESR, "ESPCN", {"model_id": "ESPCN_s4_D64_S32"},
                       "a1eb799f44279837b9f8e7ac0d0af254270c02781cc52ac1526c0e0b6208b0f7",
                       f"fast ESPCN x4 trained by vsrkit on sample clips (BI), bundled; {_SUMMARY}"),
     "espcn-fast-x2": (EDGESR, "ESPCN", {"model_id": "ESPCN_s2_D64_S32"},
-                      "fe93c33ddc8edb03a598674246065f9812b85e779fd274d89567460107542f70",
+                      "9a472eb260cd7f9f504d47554dac879d8eb900044c6a93b2d76f429d7cfd56b2",
                       f"fast ESPCN x2 trained by vsrkit on sample clips (BI), bundled; {_SUMMARY}"),
 }
 for _name, (_table, _cls, _kw, _sha, _what) in FAST_MODELS.items():
