@@ -11,7 +11,8 @@ BasicVSR is the released size (64 features, 30 blocks; configs/train/basicvsr_re
 RLSP 7-128 (configs/train/rlsp_7-128.yml: 10 frames, 256 GT crops). The paper batches are 4 per GPU (BasicVSR,
 8 GPUs) and 1 (RLSP's official code). The default here is batch 1 so that a loaded 2-core CPU finishes in minutes;
 samples/s at batch 1 is the per-sample figure (a larger batch amortises little on a CPU). The load average is printed
-before and after: the figures are only comparable at similar load.
+before and after: the wall-clock figures are only comparable at similar load; cpu-s/it (this process's CPU seconds per
+iteration, all threads) depends much less on what else runs.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ MODELS = {
 
 
 def bench(name: str, precision: str, channels_last: bool, batch: int, frames: int | None, iters: int, warmup: int,
-          device: str) -> tuple[float, float]:
+          device: str) -> tuple[float, float, float]:
     model, n, optim, loss = MODELS[name]
     n = frames or n
     cfg = from_dict({"name": "bench", "output": "/tmp/vsrkit-bench-train", "model": model,
@@ -48,13 +49,13 @@ def bench(name: str, precision: str, channels_last: bool, batch: int, frames: in
         trainer.train_step(lq, gt)
     if trainer.device.type == "cuda":
         torch.cuda.synchronize()
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     for _ in range(iters):
         trainer.train_step(lq, gt).item()
     if trainer.device.type == "cuda":
         torch.cuda.synchronize()
     dt = (time.perf_counter() - t) / iters
-    return 1.0 / dt, batch / dt
+    return 1.0 / dt, batch / dt, (time.process_time() - c) / iters
 
 
 def _loadavg() -> str:
@@ -82,13 +83,14 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, batch {args.batch}, "
           f"{args.warmup} warm-up + {args.iters} timed iterations, LR crop 64x64 (GT 256x256)")
     print(f"load average before: {_loadavg()}")
-    print(f"{'model':10s} {'frames':>6s} {'precision':10s} {'layout':13s} {'s/it':>8s} {'it/s':>8s} {'samples/s':>10s}")
+    print(f"{'model':10s} {'frames':>6s} {'precision':10s} {'layout':13s} {'s/it':>8s} {'it/s':>8s} {'samples/s':>10s} "
+          f"{'cpu-s/it':>9s}")
     for name in args.models:
         for precision, cl in modes:
-            its, sps = bench(name, precision, cl, args.batch, args.frames, args.iters, args.warmup, args.device)
+            its, sps, cpu = bench(name, precision, cl, args.batch, args.frames, args.iters, args.warmup, args.device)
             n = args.frames or MODELS[name][1]
             print(f"{name:10s} {n:6d} {precision:10s} {'channels-last' if cl else 'contiguous':13s} "
-                  f"{1.0 / its:8.2f} {its:8.4f} {sps:10.4f}", flush=True)
+                  f"{1.0 / its:8.2f} {its:8.4f} {sps:10.4f} {cpu:9.2f}", flush=True)
     print(f"load average after: {_loadavg()}")
 
 
