@@ -1,11 +1,13 @@
 """Two CPU processes (gloo, DDP) train like one process with the same global batch; both ranks hold the same
-weights. The tiny BasicVSR recipe crosses the fix_flow boundary, so DDP is rebuilt when SpyNet starts training."""
+weights. The tiny BasicVSR recipe crosses the fix_flow boundary, so DDP is rebuilt when SpyNet starts training.
+With two CUDA GPUs the same run goes through NCCL (skipped, with the reason, elsewhere)."""
 
 from __future__ import annotations
 
 import os
 import socket
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
@@ -21,7 +23,7 @@ def _sets(out, batch: int, clips) -> list[str]:
             "train.save_every=100", f"scheduler.periods=[{ITERS}]"]
 
 
-def _worker(rank: int, world: int, port: int, out: str, clips: str) -> None:
+def _worker(rank: int, world: int, port: int, out: str, clips: str, device: str = "cpu") -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
@@ -29,9 +31,10 @@ def _worker(rank: int, world: int, port: int, out: str, clips: str) -> None:
     from vsrkit.train.distributed import setup, teardown
     from vsrkit.train.loop import Trainer
 
-    cfg = load_config(CONFIGS / "tiny_basicvsr_clips.yml", _sets(out, 1, clips))
-    info = setup("cpu")
-    assert info.world_size == world and torch.distributed.get_backend() == "gloo"
+    cfg = load_config(CONFIGS / "tiny_basicvsr_clips.yml", _sets(out, 1, clips) + [f"train.device={device}"])
+    info = setup(device)
+    assert info.world_size == world
+    assert torch.distributed.get_backend() == ("nccl" if device == "cuda" else "gloo")
     try:
         trainer = Trainer(cfg, info)
         trainer.fit(say=lambda _m: None)
@@ -78,4 +81,15 @@ def test_two_processes_equal_one_with_the_global_batch(tmp_path):
     assert len(two) == ITERS and max(abs(a - b) for a, b in zip(two, ref)) <= 1e-6
     # only rank 0 logs and saves: one TensorBoard event file, one log entry per iteration, one checkpoint
     assert len(list((tmp_path / "tb").glob("events.out.tfevents.*"))) == 1
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["iter_00000003.safetensors", "latest.json"]
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2,
+                    reason=f"the NCCL backend needs 2 CUDA GPUs (found {torch.cuda.device_count()}); gloo on CPU is "
+                           "tested above")
+def test_two_gpus_train_through_nccl(tmp_path):
+    clips = data_path("clips")
+    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path), str(clips), "cuda"), nprocs=2, join=True)
+    r0, r1 = load_file(str(tmp_path / "rank0.safetensors")), load_file(str(tmp_path / "rank1.safetensors"))
+    assert all(torch.equal(r0[k], r1[k]) for k in r0), "the ranks hold different weights"
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["iter_00000003.safetensors", "latest.json"]

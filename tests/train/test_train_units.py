@@ -87,7 +87,7 @@ def test_fp16_needs_a_gpu():
     from vsrkit.errors import VsrkitError
 
     if torch.cuda.is_available():
-        pytest.skip("a GPU is here")
+        pytest.skip("a CUDA GPU is here: fp16 is allowed (test_gpu_mixed_precision_steps covers it)")
     with pytest.raises(VsrkitError, match="fp16 needs a GPU"):
         _tiny("RLSP", {"layers": 3, "filters": 8, "state_dim": 4}, "fp16")
 
@@ -100,7 +100,9 @@ def test_gradient_clipping_bounds_the_norm():
     assert norm.item() == pytest.approx(1e-3, rel=1e-3)  # clipped (the unclipped norm is far above 1e-3)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.skipif(not torch.cuda.is_available(),
+                    reason="GPU mixed precision (fp16 with a GradScaler, bf16 autocast) needs a CUDA GPU; none here "
+                           "(CPU bf16 is tested above)")
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
 def test_gpu_mixed_precision_steps(precision):
     torch.manual_seed(0)

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from vsrkit.data.degrade import degrade
+from vsrkit.data.degrade import degrade, imresize
 from vsrkit.data.transforms import apply_augment, draw_augment, paired_random_crop, random_crop_box
 from vsrkit.errors import VsrkitError
 from vsrkit.io.reader import IMAGE_SUFFIXES, VIDEO_SUFFIXES, _natural_key, _one_line
@@ -100,6 +100,9 @@ class ImageFrames:
         return np.stack(frames)
 
     def where(self) -> str:
+        """The clip's folder, or the file itself for a one-image clip (``images`` datasets)."""
+        if len(self.paths) == 1:
+            return str(self.paths[0])
         return str(self.paths[0].parent) if self.paths else "?"
 
 
@@ -352,6 +355,14 @@ def _modcrop(x: np.ndarray, scale: int) -> np.ndarray:
     return x[:, : h - h % scale, : w - w % scale]
 
 
+def shrink(x: np.ndarray, factor: float) -> np.ndarray:
+    """``T x H x W x C`` uint8 frames shrunk by ``factor`` (<= 1) with MATLAB's bicubic ``imresize``, rounded to
+    uint8 (output ``ceil(H * factor) x ceil(W * factor)``): FSRCNN's scaling augmentation."""
+    t = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float()
+    y = imresize(t, scale=factor).round_().clamp_(0, 255).to(torch.uint8)
+    return y.permute(0, 2, 3, 1).contiguous().numpy()
+
+
 def degraded_crop(gt: np.ndarray, y: int, x: int, size: int, scale: int, mode: str) -> tuple[np.ndarray, np.ndarray]:
     """LR crop ``[y:y+size, x:x+size]`` of ``degrade(gt)`` and the matching HR crop, degrading only a region around
     it (aligned to ``scale``, ``MARGIN`` LR pixels of context, clamped to the frame): equal to cropping the degraded
@@ -376,6 +387,9 @@ class TrainDataset(Dataset):
         for c in self.clips:
             if n > 0 and len(c) < n:
                 raise VsrkitError(f"{c.gt.where()}: {len(c)} frames, fewer than num_frame {n}")
+            if cfg.downscale and c.lq is not None:
+                raise VsrkitError(f"{c.lq.where()}: data.downscale needs LR frames made on the fly, "
+                                  "not read from lq_root")
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -403,7 +417,11 @@ class TrainDataset(Dataset):
         n = len(clip) if cfg.num_frame == -1 else cfg.num_frame
         start = int(rng.integers(0, len(clip) - n + 1))
         s = cfg.scale
-        gt = _modcrop(clip.gt.read(start, n), s)
+        gt = clip.gt.read(start, n)
+        factor = float(rng.choice(cfg.downscale)) if cfg.downscale else 1.0
+        if factor != 1.0:
+            gt = shrink(gt, factor)
+        gt = _modcrop(gt, s)
         what = f"{clip.gt.where()}"
         if clip.lq is not None:
             lq = clip.lq.read(start, n)
@@ -414,7 +432,7 @@ class TrainDataset(Dataset):
         else:
             hl, wl = gt.shape[1] // s, gt.shape[2] // s
             size = cfg.gt_size // s if cfg.gt_size else None
-            whole = self._degraded_video(idx % len(self.clips), clip)
+            whole = None if cfg.downscale else self._degraded_video(idx % len(self.clips), clip)
             if whole is not None:  # a video held in memory: its LR frames are made once, then cropped
                 lq = whole[start:start + n]
                 if size is not None:

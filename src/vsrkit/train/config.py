@@ -36,7 +36,8 @@ from vsrkit.errors import VsrkitError
 DATA_KINDS = ("reds", "vimeo", "clips", "videos", "images")
 SPLITS = ("train", "val", "test")
 LOSSES = ("charbonnier", "l1", "mse")
-REDUCTIONS = ("mean", "sum")
+REDUCTIONS = ("mean", "sum", "sample")
+OPTIMIZERS = ("adam", "sgd")
 SCHEDULERS = ("cosine_restart", "constant")
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -72,6 +73,9 @@ class DataCfg:
     include: list[str] = field(default_factory=list)  # clip names to keep (empty: all)
     exclude: list[str] = field(default_factory=list)  # clip names to leave out
     max_frames: int = 0  # validation: frames per clip (0: all)
+    # training: the ground truth is first shrunk by a factor drawn from this list (MATLAB bicubic; 1.0 keeps it):
+    # FSRCNN's scaling augmentation [1.0, 0.9, 0.8, 0.7, 0.6]; empty: none
+    downscale: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -109,12 +113,13 @@ class TrainCfg:
 
 @dataclass
 class OptimCfg:
-    """Adam, with per-module learning-rate multipliers."""
+    """Adam or SGD, with per-module learning-rate multipliers."""
 
     lr: float
-    type: str = "adam"
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    eps: float = 1e-8
+    type: str = "adam"  # adam | sgd
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # Adam
+    eps: float = 1e-8  # Adam
+    momentum: float = 0.0  # SGD
     weight_decay: float = 0.0
     # parameters whose name contains a key get lr x value, in a group of their own (BasicSR flow_lr_mul,
     # KAIR fix_lr_mul); the other parameters form the first group
@@ -146,7 +151,7 @@ class LossCfg:
 
     type: str = "charbonnier"  # charbonnier | l1 | mse
     eps: float = 1e-12  # Charbonnier: sqrt(d^2 + eps) (BasicSR adds eps as it is; KAIR's eps is squared first)
-    reduction: str = "mean"  # mean | sum
+    reduction: str = "mean"  # mean (every element) | sum | sample (sum over each sample, mean over the batch)
     weight: float = 1.0
     value_range: float = 1.0  # the pixel scale the loss sees (RLSP's official code: 255)
 
@@ -281,11 +286,14 @@ def _check(cfg: Config) -> None:
             raise VsrkitError(f"config: {key}.gt_size {d.gt_size} must be a multiple of scale {d.scale}")
         if d.num_frame == 0 or d.num_frame < -1:
             raise VsrkitError(f"config: {key}.num_frame must be -1 or at least 1, got {d.num_frame}")
+        bad = [f for f in d.downscale if not 0 < f <= 1]
+        if bad:
+            raise VsrkitError(f"config: {key}.downscale factors must be in (0, 1], got {bad[0]}")
     _choice(cfg.loss.type, LOSSES, "loss.type")
     _choice(cfg.loss.reduction, REDUCTIONS, "loss.reduction")
     _choice(cfg.scheduler.type, SCHEDULERS, "scheduler.type")
     _choice(cfg.train.precision, PRECISIONS, "train.precision")
-    _choice(cfg.optim.type, ("adam",), "optim.type")
+    _choice(cfg.optim.type, OPTIMIZERS, "optim.type")
     if cfg.val.end_padding is not None:
         _choice(cfg.val.end_padding, ("replicate", "reflection", "reflection_circle"), "val.end_padding")
     if cfg.scheduler.type == "cosine_restart":

@@ -6,7 +6,7 @@ One iteration ``n`` (1-based), as ``basicsr/train.py`` and the video models do i
 1. the learning rates are the scheduler's values at epoch ``n - 1`` (``CosineRestart``);
 2. modules are frozen or unfrozen for iteration ``n`` (``Freezer``: fix_flow / tsa_iter);
 3. gradients set to None, forward (under autocast for bf16/fp16), loss in float32, backward (through a
-   GradScaler for fp16), optional gradient clipping, ``Adam.step``;
+   GradScaler for fp16), optional gradient clipping, the optimizer step (Adam, or SGD);
 4. the EMA of the weights.
 
 Every ``val.every`` iterations rank 0 runs the network over the validation clips through

@@ -15,13 +15,14 @@ class PixelLoss(nn.Module):
       squares its eps first: 1e-9 there is 1e-18 here);
     - ``l1``: ``|d|``; ``mse``: ``d^2``.
 
-    ``reduction`` is ``mean`` (over every element) or ``sum`` (BasicSR's EDVR recipes).
+    ``reduction`` is ``mean`` (over every element), ``sum`` (BasicSR's EDVR recipes) or ``sample`` (summed over
+    each sample, averaged over the batch: FSRCNN's ``1/n sum_i ||F(Y_i) - X_i||^2``).
     """
 
     def __init__(self, kind: str = "charbonnier", eps: float = 1e-12, reduction: str = "mean", weight: float = 1.0,
                  value_range: float = 1.0) -> None:
         super().__init__()
-        if kind not in ("charbonnier", "l1", "mse") or reduction not in ("mean", "sum"):
+        if kind not in ("charbonnier", "l1", "mse") or reduction not in ("mean", "sum", "sample"):
             raise ValueError(f"unknown loss {kind!r} / reduction {reduction!r}")
         self.kind, self.eps, self.reduction, self.weight, self.value_range = kind, eps, reduction, weight, value_range
 
@@ -37,7 +38,12 @@ class PixelLoss(nn.Module):
             e = d.abs()
         else:
             e = d * d
-        e = e.mean() if self.reduction == "mean" else e.sum()
+        if self.reduction == "mean":
+            e = e.mean()
+        elif self.reduction == "sum":
+            e = e.sum()
+        else:
+            e = e.sum() / e.shape[0]
         return e * self.weight if self.weight != 1.0 else e
 
 

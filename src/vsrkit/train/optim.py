@@ -1,4 +1,4 @@
-"""Adam with per-module learning rates, cosine annealing with restarts, and modules frozen for the first
+"""Adam (or SGD) with per-module learning rates, cosine annealing with restarts, and modules frozen for the first
 iterations, as BasicSR's video recipes do them."""
 
 from __future__ import annotations
@@ -37,9 +37,12 @@ def param_groups(model: nn.Module, lr: float, lr_mul: dict[str, float]) -> list[
     return [g for g in out if g["params"]]
 
 
-def make_optimizer(model: nn.Module, cfg: OptimCfg) -> torch.optim.Adam:
-    """``torch.optim.Adam`` over ``param_groups``; each group keeps the names of its parameters (``names``)."""
+def make_optimizer(model: nn.Module, cfg: OptimCfg) -> torch.optim.Optimizer:
+    """``torch.optim.Adam`` (or ``SGD`` for ``type: sgd``: FSRCNN, ESPCN) over ``param_groups``; each group keeps
+    the names of its parameters (``names``)."""
     groups = param_groups(model, cfg.lr, cfg.lr_mul)
+    if cfg.type == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     return torch.optim.Adam(groups, lr=cfg.lr, betas=(cfg.betas[0], cfg.betas[1]), eps=cfg.eps,
                             weight_decay=cfg.weight_decay)
 
