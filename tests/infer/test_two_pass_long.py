@@ -285,3 +285,62 @@ def test_iconvsr_streams_a_real_clip_exactly_with_bounded_states():
     assert [p for p, _ in got] == [i * 10 for i in range(9)]
     for (_, a), (_, b) in zip(got, want):
         assert np.array_equal(a, b)
+
+
+# ------------------------------------------------------------------------------------------------- backward runs
+class CountingNet(LongMemoryNet):
+    """LongMemoryNet that counts, per video frame, the backward branch's runs (not the planner's probe)."""
+
+    def __init__(self, frames: int):
+        super().__init__()
+        self.per_frame = [0] * frames
+        self.spec = ModelSpec(scale=2, temporal=Temporal("bidirectional"),
+                              passes=TwoPass(CountingNet.backward_pass, LongMemoryNet.forward_pass, forward_cost=1.5))
+
+    def backward_pass(self, x, state, block: Block):
+        if block.total == len(self.per_frame):
+            for t in range(block.start, block.stop):
+                self.per_frame[t] += 1
+        return super().backward_pass(x, state, block)
+
+
+def plan_of(net, T, chunk, budget):
+    from vsrkit.infer.tiling import Runner
+
+    sb, fb = twopass.sizes(net, net.spec, Runner(net, net.spec, make_config("cpu")), 12, 16)
+    return twopass.make_plan(T, chunk, sb, 0, budget, feature_bytes=fb * chunk + 4096), sb, fb
+
+
+@pytest.mark.parametrize("T,chunk", [(7, 8), (37, 4)])
+def test_a_video_whose_features_fit_runs_the_backward_branch_once_per_frame(T, chunk):
+    """One block, or a short video within the default budget: pass 1's backward features are used, not recomputed."""
+    imgs = images(T=T)
+    want = run_stream(LongMemoryNet(), imgs, chunk=100, reopen=False)
+    net = CountingNet(T)
+    got = run_stream(net, imgs, chunk=chunk)
+    assert net.per_frame == [1] * T
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(got, want)) and len(got) == T
+    net = CountingNet(T)  # frames in memory (upscale_tensor) alike
+    upscale_tensor(net, as_tensor(imgs), make_config("cpu", chunk=chunk))
+    assert net.per_frame == [1] * T
+
+
+@pytest.mark.parametrize("states,keep", [(10.5, 0), (10, 3), (7, 0)])
+def test_under_a_small_budget_the_backward_branch_runs_as_planned_and_stays_exact(states, keep):
+    """37 frames in 10 blocks of 4, a budget of ``states`` states (+ ``keep`` blocks of features): a state per
+    block, the features of the first blocks kept, or a state every few blocks. The counted runs are the plan's."""
+    T, chunk = 37, 4
+    imgs = images(T=T)
+    want = run_stream(LongMemoryNet(), imgs, chunk=100, reopen=False)
+    net = CountingNet(T)
+    _, sb, fb = plan_of(net, T, chunk, None)
+    budget = states * sb + keep * (fb * chunk + 4096 - sb)
+    plan, _, _ = plan_of(net, T, chunk, budget)
+    assert plan.keep == keep and (plan.every > 1) == (states < 10) and plan.disk <= budget
+    got = run_stream(net, imgs, chunk=chunk, budget=budget)
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(got, want)) and len(got) == T
+    assert sum(net.per_frame) == round(plan.backward_runs * T)
+    assert net.per_frame[: keep * chunk] == [1] * (keep * chunk)  # kept blocks: once
+    if plan.every == 1:  # pass 1 and pass 2 (the first block only in pass 2, or kept)
+        assert net.per_frame[max(keep, 1) * chunk :] == [2] * (T - max(keep, 1) * chunk)
+    assert 1 < plan.backward_runs < (2 if plan.every == 1 else 3)
