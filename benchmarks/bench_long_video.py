@@ -183,7 +183,7 @@ def main() -> None:
         return (runs * b + f) / (b + f)
 
     for label, budget in (("state per block", 1e18), (f"--temp-disk {args.budget_gib:g} (default 4)", args.budget_gib * 2**30)):
-        plan = twopass.make_plan(frames, 24, sb, 0, budget, feature_bytes=fb * 24 + 4096)
+        plan = twopass.make_plan(frames, 24, sb, 0, budget, feature_bytes=fb * 24 + 4096 if budget < 1e18 else 0)
         timed = f", timed {ratio(plan.backward_runs, tb, tf):.2f}x" if tb else ""
         print(f"  {label}: {plan.summary}, {plan.disk / 2**30:.2f} GiB temporary disk, backward branch "
               f"{plan.backward_runs:.2f} times per frame: compute {ratio(plan.backward_runs, mb, mf):.2f}x the one-pass "
