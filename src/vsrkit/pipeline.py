@@ -150,8 +150,7 @@ def upscale_file(
                 plan = twopass.plan_for(net.to(cfg.device), cfg, info.height, info.width, n_est or 1, info.channels,
                                         rereads=True, budget=disk_budget)
                 free = twopass.free_bytes(job.dir)
-                say(f"two-pass streaming: {plan.blocks} blocks of {plan.block} frames, a backward state every "
-                    f"{plan.every} block(s): about {plan.disk / 2**30:.2f} GiB of temporary disk in {job.dir.parent.resolve()} "
+                say(f"two-pass streaming: {plan.summary}: about {plan.disk / 2**30:.2f} GiB of temporary disk in {job.dir.parent.resolve()} "
                     f"({free / 2**30:.1f} GiB free)")
                 twopass.check_space(plan, job.dir)
 

@@ -267,7 +267,8 @@ def test_the_command_line_bar_moves_during_the_backward_pass(tmp_path):
 # ------------------------------------------------------------------------------------------------- IconVSR, real clip
 def test_iconvsr_streams_a_real_clip_exactly_with_bounded_states():
     """IconVSR (keyframes from the video's length, a state that remembers far back) in blocks of 2 with a state
-    kept every few blocks, input re-read: identical to one whole-video run of the model on real frames."""
+    kept every other block, input re-read: identical to one whole-video run of the model on real frames. Seven
+    frames with a keyframe every 4: keyframes 0, 4 and 6, the last one there because the video ends there."""
     from golden import data_path
 
     from vsrkit.infer.tiling import Runner
@@ -276,12 +277,83 @@ def test_iconvsr_streams_a_real_clip_exactly_with_bounded_states():
 
     clip = data_path("clips", "carphone_pristine.mp4")
     with VideoReader(clip) as r:
-        imgs = [np.ascontiguousarray(f.image[40:76, 56:96]) for _, f in zip(range(9), r)]
+        imgs = [np.ascontiguousarray(f.image[40:76, 56:96]) for _, f in zip(range(7), r)]
     torch.manual_seed(0)
-    net = IconVSR(num_feat=8, num_block=1, keyframe_stride=5, temporal_padding=2).eval()
-    sb = twopass.state_bytes(net, net.spec, Runner(net, net.spec, make_config("cpu")), 36, 40)
-    want = run_stream(net, imgs, chunk=100, reopen=False)
-    got = run_stream(net, imgs, chunk=2, budget=2.5 * sb)  # room for about two states: recomputed between them
-    assert [p for p, _ in got] == [i * 10 for i in range(9)]
+    net = IconVSR(num_feat=8, num_block=1, keyframe_stride=4, temporal_padding=2).eval()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny convolutions: one thread costs a tenth of the CPU time of two on a busy machine
+    try:
+        sb = twopass.state_bytes(net, net.spec, Runner(net, net.spec, make_config("cpu")), 36, 40)
+        plan = twopass.make_plan(7, 2, sb, 0, 2.5 * sb)
+        assert plan.every == 2 and plan.keep == 0  # states recomputed between the kept ones
+        want = run_stream(net, imgs, chunk=100, reopen=False)  # one block
+        got = run_stream(net, imgs, chunk=2, budget=2.5 * sb)
+        with torch.inference_mode():
+            whole = net(as_tensor(imgs)[None])[0].clamp(0, 1)  # the network's own forward over the whole video
+    finally:
+        torch.set_num_threads(threads)
+    assert [p for p, _ in got] == [i * 10 for i in range(7)]
     for (_, a), (_, b) in zip(got, want):
         assert np.array_equal(a, b)
+    got_t = torch.stack([torch.from_numpy(a).permute(2, 0, 1).float() / 255 for _, a in got])
+    assert got_t.shape == whole.shape
+    assert (got_t - whole).abs().max() <= 0.5 / 255 + 1e-4  # rounding to 8 bits, and the usual 1e-4
+
+
+# ------------------------------------------------------------------------------------------------- backward runs
+class CountingNet(LongMemoryNet):
+    """LongMemoryNet that counts, per video frame, the backward branch's runs (not the planner's probe)."""
+
+    def __init__(self, frames: int):
+        super().__init__()
+        self.per_frame = [0] * frames
+        self.spec = ModelSpec(scale=2, temporal=Temporal("bidirectional"),
+                              passes=TwoPass(CountingNet.backward_pass, LongMemoryNet.forward_pass, forward_cost=1.5))
+
+    def backward_pass(self, x, state, block: Block):
+        if block.total == len(self.per_frame):
+            for t in range(block.start, block.stop):
+                self.per_frame[t] += 1
+        return super().backward_pass(x, state, block)
+
+
+def plan_of(net, T, chunk, budget):
+    from vsrkit.infer.tiling import Runner
+
+    sb, fb = twopass.sizes(net, net.spec, Runner(net, net.spec, make_config("cpu")), 12, 16)
+    return twopass.make_plan(T, chunk, sb, 0, budget, feature_bytes=fb * chunk + 4096), sb, fb
+
+
+@pytest.mark.parametrize("T,chunk", [(7, 8), (37, 4)])
+def test_a_video_whose_features_fit_runs_the_backward_branch_once_per_frame(T, chunk):
+    """One block, or a short video within the default budget: pass 1's backward features are used, not recomputed."""
+    imgs = images(T=T)
+    want = run_stream(LongMemoryNet(), imgs, chunk=100, reopen=False)
+    net = CountingNet(T)
+    got = run_stream(net, imgs, chunk=chunk)
+    assert net.per_frame == [1] * T
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(got, want)) and len(got) == T
+    net = CountingNet(T)  # frames in memory (upscale_tensor) alike
+    upscale_tensor(net, as_tensor(imgs), make_config("cpu", chunk=chunk))
+    assert net.per_frame == [1] * T
+
+
+@pytest.mark.parametrize("states,keep", [(10.5, 0), (10, 3), (7, 0)])
+def test_under_a_small_budget_the_backward_branch_runs_as_planned_and_stays_exact(states, keep):
+    """37 frames in 10 blocks of 4, a budget of ``states`` states (+ ``keep`` blocks of features): a state per
+    block, the features of the first blocks kept, or a state every few blocks. The counted runs are the plan's."""
+    T, chunk = 37, 4
+    imgs = images(T=T)
+    want = run_stream(LongMemoryNet(), imgs, chunk=100, reopen=False)
+    net = CountingNet(T)
+    _, sb, fb = plan_of(net, T, chunk, None)
+    budget = states * sb + keep * (fb * chunk + 4096 - sb)
+    plan, _, _ = plan_of(net, T, chunk, budget)
+    assert plan.keep == keep and (plan.every > 1) == (states < 10) and plan.disk <= budget
+    got = run_stream(net, imgs, chunk=chunk, budget=budget)
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(got, want)) and len(got) == T
+    assert sum(net.per_frame) == round(plan.backward_runs * T)
+    assert net.per_frame[: keep * chunk] == [1] * (keep * chunk)  # kept blocks: once
+    if plan.every == 1:  # pass 1 and pass 2 (the first block only in pass 2, or kept)
+        assert net.per_frame[max(keep, 1) * chunk :] == [2] * (T - max(keep, 1) * chunk)
+    assert 1 < plan.backward_runs < (2 if plan.every == 1 else 3)

@@ -6,17 +6,24 @@ frame before it (the forward branch). The engine runs it in blocks of ``chunk`` 
 - **pass 0** reads the input once: the frame count (keyframes of IconVSR depend on it), the payloads and a
   digest of every frame;
 - **pass 1** runs the backward branch from the last block to the first and keeps its state at the end of
-  every group of ``every`` blocks;
+  every group of ``every`` blocks, and the backward features of the first ``keep`` blocks;
 - **pass 2** goes through the groups from the first: from a group's kept state it recomputes the states
   entering each of its blocks (when ``every > 1``), then per block the backward features from that block's
-  state and the forward branch, and yields the outputs.
+  state (or takes those pass 1 kept) and the forward branch, and yields the outputs.
 
 The input is read again from its source (``Hooks.reopen``: the reader seeks to the keyframe before a block),
 and every re-read frame is checked against its digest; where the source cannot be re-read (a plain iterator,
 or seeking gives other pictures) the input is spooled once as compressed uint8/uint16 images, never float32.
-Temporary disk holds ``groups + every`` states (``Plan.disk``), chosen to fit ``Hooks.disk_budget``; the
-backward branch runs twice per frame (``every == 1``) or three times (``every > 1``). The result is the
-whole-video result for every block size and plan (tests compare them).
+Temporary disk (``Plan.disk``) holds ``groups + every`` states and ``keep`` blocks of features, chosen to fit
+``Hooks.disk_budget``. Where everything fits (a short video, or one block) the backward branch runs once per
+frame; with a state per block twice, less the kept blocks; with a state every few blocks three times. The
+result is the whole-video result for every block size and plan (tests compare them).
+
+Why three, under a small budget: pass 2 needs the backward states in the opposite order from the one they are
+made in, the reversal of checkpointing (Griewank's ``revolve``). With ``s`` states kept for ``n`` blocks and
+``s < n <= s**2 / 2`` it needs about ``2n - s`` block runs of the backward branch before pass 2's own one, whatever the
+schedule, and two levels (groups of blocks) already reach that: an hour of 480x270 at 4 GiB keeps ~120 of
+3,750 block states (``benchmarks/bench_long_video.py``).
 
 Resuming: pass 1's states and a marker stay in the work folder; pass 2 restarts at a block boundary from the
 forward state handed to ``Hooks.on_state`` (the states are recomputed, nothing is approximated).
@@ -59,13 +66,21 @@ TEMP_PREFIX = "vsrkit-job-"  # temporary folders made here are found by the left
 # ------------------------------------------------------------------------------------------------- plan
 @dataclass(frozen=True)
 class Plan:
-    """How a two-pass run keeps its backward states: one per group of ``every`` blocks of ``block`` frames."""
+    """How a two-pass run keeps what pass 1 computes: the backward features of the first ``keep`` blocks (pass 2
+    then reuses them: the backward branch runs once over those frames), and for the other blocks of ``block``
+    frames one backward state per group of ``every`` blocks (``keep > 0`` only with ``every == 1``)."""
 
     frames: int
     block: int
     every: int
     state_bytes: int  # one block-boundary state, all tiles
     spool_bytes: int = 0  # the spooled input (0 when it is re-read from its source)
+    keep: int = 0  # leading blocks whose backward features pass 1 keeps
+    feature_bytes: int = 0  # the backward features of one block of ``block`` frames, all tiles
+
+    def __post_init__(self) -> None:
+        if self.keep and self.every != 1:
+            raise ValueError("a plan keeps backward features only with a state per block (every == 1)")
 
     @property
     def blocks(self) -> int:
@@ -77,25 +92,50 @@ class Plan:
 
     @property
     def disk(self) -> int:
-        """Temporary disk at the peak: the kept states, a group's block states, the spool."""
+        """Temporary disk at the peak: the kept states, a group's block states, the kept features, the spool."""
         group = self.every if self.every > 1 else 0
-        return (self.groups + group) * self.state_bytes + self.spool_bytes
+        return (self.groups - self.keep + group) * self.state_bytes + self.keep * self.feature_bytes + self.spool_bytes
+
+    def _size(self, b: int) -> int:
+        return min((b + 1) * self.block, self.frames) - b * self.block
 
     @property
     def backward_runs(self) -> float:
-        """Times the backward branch runs per frame: pass 1 (not over the first group), the group recompute
-        (not over a group's first block) and pass 2."""
+        """Times the backward branch runs per frame: pass 1 (not over the first group unless features are kept),
+        the group recompute (not over a group's first block) and pass 2 (not over the kept blocks)."""
         b, k = self.blocks, self.every
-        first = min(k, b)
-        recompute = 0 if k == 1 else b - self.groups
-        return ((b - first) + recompute + b) / b
+        first = 0 if self.keep else min(k, b)
+        runs = sum(self._size(i) for i in range(first, b))  # pass 1
+        if k > 1:
+            runs += sum(self._size(i) for i in range(b) if i % k)  # each group's states, from its kept one
+        runs += sum(self._size(i) for i in range(self.keep, b))  # pass 2
+        return runs / max(self.frames, 1)
+
+    @property
+    def summary(self) -> str:
+        """What the plan keeps, in words (for the job's first message)."""
+        if self.keep == self.blocks:
+            return f"{self.blocks} blocks of {self.block} frames, the backward features kept"
+        kept = f", the backward features of the first {self.keep}" if self.keep else ""
+        return f"{self.blocks} blocks of {self.block} frames, a backward state every {self.every} block(s){kept}"
 
 
-def make_plan(frames: int, block: int, state_bytes: int, spool_bytes: int = 0, budget: float | None = None) -> Plan:
-    """The plan with the least recomputation whose temporary disk fits ``budget`` (else the smallest one)."""
+def make_plan(frames: int, block: int, state_bytes: int, spool_bytes: int = 0, budget: float | None = None,
+              feature_bytes: int = 0) -> Plan:
+    """The plan with the least recomputation whose temporary disk fits ``budget`` (else the smallest one): the
+    backward features of as many leading blocks as fit beside a state per block (all of them for a short video:
+    the backward branch then runs once per frame), else a state every few blocks."""
     budget = DEFAULT_BUDGET if budget is None else budget
     plan = Plan(frames, block, 1, state_bytes, spool_bytes)
-    if plan.disk <= budget or plan.blocks <= 2:
+    if plan.blocks == 1:
+        return plan  # pass 1 has nothing to do: the one block is computed once, in pass 2
+    if plan.disk <= budget:
+        if feature_bytes > state_bytes:
+            keep = min(plan.blocks, int((budget - plan.disk) // (feature_bytes - state_bytes)))
+        else:
+            keep = plan.blocks if feature_bytes else 0
+        return Plan(frames, block, 1, state_bytes, spool_bytes, keep if keep >= 2 else 0, feature_bytes)
+    if plan.blocks <= 2:
         return plan
     best = None
     for every in range(2, plan.blocks + 1):
@@ -109,22 +149,40 @@ def make_plan(frames: int, block: int, state_bytes: int, spool_bytes: int = 0, b
     return best
 
 
-def state_bytes(model: torch.nn.Module, spec: ModelSpec, runner: Runner, h: int, w: int) -> int:
-    """Bytes of one block-boundary backward state at h x w (all tiles), measured on a small probe frame."""
+def _tensors(obj: Any) -> list[torch.Tensor]:
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, dict):
+        obj = list(obj.values())
+    return [t for o in obj for t in _tensors(o)] if isinstance(obj, (list, tuple)) else []
+
+
+def sizes(model: torch.nn.Module, spec: ModelSpec, runner: Runner, h: int, w: int) -> tuple[int, int]:
+    """Bytes of one block-boundary backward state and of one frame's backward features at h x w (all tiles),
+    measured on a small probe frame."""
     m = max(64, spec.min_size)
     m = -(-m // spec.size_multiple) * spec.size_multiple
     x = torch.zeros(1, 1, spec.channels, m, m, device=runner.cfg.device)
     with torch.inference_mode():
-        _, st = spec.passes.backward(model, x, None, Block(0, 1, 1))
-    per_pixel = st.numel() * st.element_size() / (m * m)
-    if runner.cfg.autocast_dtype is not None:
-        per_pixel = max(per_pixel, st.numel() * 4 / (m * m))  # states may come out in float32 under autocast
+        feats, st = spec.passes.backward(model, x, None, Block(0, 1, 1))
+    per_pixel = []
+    for ts in ([st], _tensors(feats)):
+        n = sum(t.numel() for t in ts)
+        b = sum(t.numel() * t.element_size() for t in ts)
+        if runner.cfg.autocast_dtype is not None:
+            b = max(b, n * 4)  # they may come out in float32 under autocast
+        per_pixel.append(b / (m * m))
     pixels = 0
     for _y0, _x0, th, tw in runner.tiles(h, w):
         th = max(-(-th // spec.size_multiple) * spec.size_multiple, spec.min_size)
         tw = max(-(-tw // spec.size_multiple) * spec.size_multiple, spec.min_size)
         pixels += th * tw
-    return int(per_pixel * pixels) + 4096  # + the file's own bytes
+    return int(per_pixel[0] * pixels) + 4096, int(per_pixel[1] * pixels)  # (+ a file's own bytes)
+
+
+def state_bytes(model: torch.nn.Module, spec: ModelSpec, runner: Runner, h: int, w: int) -> int:
+    """Bytes of one block-boundary backward state at h x w (all tiles), measured on a small probe frame."""
+    return sizes(model, spec, runner, h, w)[0]
 
 
 def plan_for(model: torch.nn.Module, cfg: EngineConfig, h: int, w: int, frames: int, channels: int,
@@ -134,9 +192,10 @@ def plan_for(model: torch.nn.Module, cfg: EngineConfig, h: int, w: int, frames: 
     size is then bounded by the raw frames)."""
     spec: ModelSpec = model.spec
     runner = Runner(model, spec, cfg)
-    sb = state_bytes(model, spec, runner, h, w)
+    sb, fb = sizes(model, spec, runner, h, w)
     spool = 0 if rereads else frames * h * w * channels * bytes_per_sample
-    return make_plan(frames, max(cfg.chunk, 1), sb, spool, budget)
+    k = max(cfg.chunk, 1)
+    return make_plan(frames, k, sb, spool, budget, feature_bytes=fb * k + 4096)
 
 
 def free_bytes(folder: Path) -> int:
@@ -345,6 +404,17 @@ def _cpu(state: dict[Any, torch.Tensor]) -> dict[Any, torch.Tensor]:
     return {k: v.detach().cpu() for k, v in state.items()}
 
 
+def _to(obj: Any, device: torch.device | str) -> Any:
+    """Backward features (a tensor, or tuples/dicts of them: IconVSR's keyframe features) on ``device``."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to(device)
+    if isinstance(obj, dict):
+        return {k: _to(v, device) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to(v, device) for v in obj)
+    return obj
+
+
 class _Clock:
     """Progress of the phases of a run, for ``Hooks.on_progress``."""
 
@@ -387,11 +457,12 @@ def run(model: torch.nn.Module, spec: ModelSpec, runner: Runner, inp, cfg: Engin
         if start % k or start > total:
             raise ValueError(f"two-pass runs resume at a block boundary (a multiple of {k}), not at frame {start}")
         h, w = inp.size
-        plan = make_plan(total, k, state_bytes(model, spec, runner, h, w), inp.spool_bytes(), hooks.disk_budget)
+        sb, fb = sizes(model, spec, runner, h, w)
+        plan = make_plan(total, k, sb, inp.spool_bytes(), hooks.disk_budget, feature_bytes=fb * k + 4096)
         check_space(plan, workdir)
-        nb, K = plan.blocks, plan.every
-        log.info("two-pass plan: %d frames in %d blocks of %d, a state every %d blocks, %.2f GiB of temporary disk, "
-                 "backward branch %.2f times per frame", total, nb, k, K, plan.disk / 2**30, plan.backward_runs)
+        nb, K, keep = plan.blocks, plan.every, plan.keep
+        log.info("two-pass plan: %d frames: %s, %.2f GiB of temporary disk, backward branch %.2f times per frame",
+                 total, plan.summary, plan.disk / 2**30, plan.backward_runs)
 
         def block(b: int) -> tuple[Block, int, int]:
             a, e = b * k, min((b + 1) * k, total)
@@ -402,39 +473,48 @@ def run(model: torch.nn.Module, spec: ModelSpec, runner: Runner, inp, cfg: Engin
             items = inp.get(lo, hi, workdir) if isinstance(inp, ImageInput) else inp.get(lo, hi)
             return items, torch.stack([it.x for it in items])[None]
 
-        def backward_block(b: int, state: dict[Any, torch.Tensor]) -> dict[Any, torch.Tensor]:
-            """The backward state of block b's first frame, from the state of the frame after it."""
+        def backward_block(b: int, state: dict[Any, torch.Tensor], feats: dict[Any, Any] | None = None) -> dict[Any, torch.Tensor]:
+            """The backward state of block b's first frame, from the state of the frame after it (and the block's
+            backward features in ``feats``, on the CPU, when given)."""
             blk, lo, hi = block(b)
             _, x = frames(lo, hi)
             out: dict[Any, torch.Tensor] = {}
 
             def back(t: torch.Tensor, key: Any) -> None:
                 prev = state.get(key)
-                _, out[key] = passes.backward(model, t, None if prev is None else prev.to(t.device), blk)
+                f, out[key] = passes.backward(model, t, None if prev is None else prev.to(t.device), blk)
+                if feats is not None:
+                    feats[key] = _to(f, "cpu")
 
             runner.each_tile(back, x)
             return out
 
         # pass 1: the backward branch from the last block; keep the state entering each group's last block
         marker = workdir / "pass1.json"
-        fingerprint = {"frames": total, "block": k, "every": K, "digest": inp.digest, "tile": cfg.tile,
+        fingerprint = {"frames": total, "block": k, "every": K, "keep": keep, "digest": inp.digest, "tile": cfg.tile,
                        "tile_overlap": cfg.tile_overlap}
         done1 = marker.exists() and json.loads(marker.read_text()) == fingerprint
-        first_needed = K  # group 0's blocks are recomputed in pass 2 from the state entering block K - 1
+        # group 0's blocks are recomputed in pass 2 from the state entering block K - 1, unless pass 1 keeps the
+        # backward features of the first blocks: then it runs down to the first frame
+        first_needed = 0 if keep else K
+        kept_frames = min(keep * k, total)
         phases[1].frames = 0 if done1 else max(0, total - min(first_needed * k, total))
         phases[2].frames = total - start
-        phases[2].cost = 1.0 + passes.forward_cost + (1.0 if K > 1 else 0.0)
+        phases[2].cost = (total - kept_frames) / total + passes.forward_cost + (1.0 if K > 1 else 0.0)
         clock(1, 0)
         if not done1:
             marker.unlink(missing_ok=True)
             state: dict[Any, torch.Tensor] = {}
             done = 0
             for b in reversed(range(nb)):
-                if b % K == K - 1 or b == nb - 1:
+                if b >= keep and (b % K == K - 1 or b == nb - 1):
                     _save(_cpu(state), workdir / f"group{b // K:06d}.pt")
                 if b < first_needed:
                     break
-                state = backward_block(b, state)
+                feats: dict[Any, Any] | None = {} if b < keep else None
+                state = backward_block(b, state, feats)
+                if feats is not None:
+                    _save(feats, workdir / f"feats{b:08d}.pt")
                 done += block(b)[0].size
                 clock(1, done)
             state = {}
@@ -448,7 +528,7 @@ def run(model: torch.nn.Module, spec: ModelSpec, runner: Runner, inp, cfg: Engin
         done = 0
         for g in range(b0 // K, plan.groups):
             blocks = range(g * K, min((g + 1) * K, nb))
-            state = _load(workdir / f"group{g:06d}.pt")
+            state = _load(workdir / f"group{g:06d}.pt") if g * K >= keep else {}  # (keep > 0 only when K == 1)
             if K > 1:  # the state entering each block of the group, from the group's kept state
                 for b in reversed(blocks):
                     if b < b0:
@@ -460,6 +540,7 @@ def run(model: torch.nn.Module, spec: ModelSpec, runner: Runner, inp, cfg: Engin
                 if b < b0:
                     continue
                 bstate = _load(workdir / f"block{b:08d}.pt") if K > 1 else state
+                kept = _load(workdir / f"feats{b:08d}.pt") if b < keep else None
                 blk, lo, hi = block(b)
                 if hooks.on_state is not None and hooks.state_every and blk.start % hooks.state_every == 0 \
                         and blk.start > start:
@@ -467,8 +548,11 @@ def run(model: torch.nn.Module, spec: ModelSpec, runner: Runner, inp, cfg: Engin
                 items, x = frames(lo, hi)
 
                 def fwd(t: torch.Tensor, key: Any) -> torch.Tensor:
-                    bs = bstate.get(key)
-                    feats, _ = passes.backward(model, t, None if bs is None else bs.to(t.device), blk)
+                    if kept is not None:  # pass 1 kept this block's backward features
+                        feats = _to(kept[key], t.device)
+                    else:
+                        bs = bstate.get(key)
+                        feats, _ = passes.backward(model, t, None if bs is None else bs.to(t.device), blk)
                     y, fstate[key] = passes.forward(model, t, feats, fstate.get(key), blk)
                     return y
 
