@@ -26,7 +26,7 @@ import torch
 
 from vsrkit.infer.colour import Item, image_to_item, item_to_image
 from vsrkit.infer.memory import FRAME_BATCH, WINDOW_CHUNK
-from vsrkit.infer.runtime import DEFAULT_CHUNK_OVERLAP, EngineConfig, make_config
+from vsrkit.infer.runtime import DEFAULT_CHUNK_OVERLAP, EngineConfig, make_config, prepare_model, resolve_precision
 from vsrkit.infer.tiling import Runner
 from vsrkit.models.spec import ModelSpec, Protocol, pad_index
 
@@ -202,8 +202,10 @@ def _two_pass(model, spec: ModelSpec, runner: Runner, buf: _Buffer, cfg: EngineC
     The input is spooled to a temporary folder in blocks of ``chunk`` frames; the backward branch runs
     from the last block to the first, saving its state at each block boundary; then the forward branch
     runs block by block, recomputing that block's backward features from the saved state. The result
-    is the whole-sequence result (no chunk seams) for the cost of running the backward branch twice.
-    RAM holds one block; the temporary folder holds the input and one state per block.
+    is the whole-sequence result (no chunk seams) for the cost of running the backward branch twice,
+    except on the first block, whose pass-1 features are kept (``cfg.keep_backward``): a video of one
+    block runs the backward branch once. RAM holds one block; the temporary folder holds the input and
+    one state per block.
     """
     k = max(cfg.chunk, 1)
     with tempfile.TemporaryDirectory(prefix="vsrkit-spool-") as tmp_name:
@@ -231,6 +233,7 @@ def _two_pass(model, spec: ModelSpec, runner: Runner, buf: _Buffer, cfg: EngineC
 
         # pass 1: backward branch, last block to first; save the state entering each block
         state: dict[Any, torch.Tensor] = {}
+        kept: dict[Any, torch.Tensor] = {}  # cfg.keep_backward: the first block's features, not recomputed
         for b in reversed(range(nblocks)):
             save({key: v.cpu() for key, v in state.items()}, f"bwd{b}.pt")
             x = load(f"in{b}.pt")["x"]
@@ -242,6 +245,8 @@ def _two_pass(model, spec: ModelSpec, runner: Runner, buf: _Buffer, cfg: EngineC
                 prev = state.get(key)
                 feats = spec.passes.backward(model, t, None if prev is None else prev.to(t.device), has_next)
                 state[key] = feats[:, 0]
+                if cfg.keep_backward and b == 0:
+                    kept[key] = feats
 
             runner.each_tile(back, x[None])
         state.clear()
@@ -261,7 +266,9 @@ def _two_pass(model, spec: ModelSpec, runner: Runner, buf: _Buffer, cfg: EngineC
             def fwd(t: torch.Tensor, key: Any, has_prev: bool = has_prev, has_next: bool = has_next, n: int = n):
                 off = int(has_prev)
                 bs = bstate.get(key)
-                feats = spec.passes.backward(model, t[:, off:], None if bs is None else bs.to(t.device), has_next)
+                feats = kept.pop(key, None)
+                if feats is None:
+                    feats = spec.passes.backward(model, t[:, off:], None if bs is None else bs.to(t.device), has_next)
                 out, fstate[key] = spec.passes.forward(model, t[:, : off + n], feats, fstate.get(key), has_prev)
                 return out
 
@@ -293,8 +300,8 @@ def upscale_stream(
     out_dtype: np.dtype | None = None,
 ) -> Iterator[tuple[Any, np.ndarray]]:
     """Like ``upscale_frames`` for (payload, image) pairs; the payload (e.g. a timestamp) rides along."""
-    cfg = config or make_config()
-    model = model.to(cfg.device)
+    cfg = resolve_precision(config or make_config(), model.spec)
+    model = prepare_model(model, cfg)
     channels = model.spec.channels
     dtypes: list[np.dtype] = []
 
@@ -310,8 +317,8 @@ def upscale_stream(
 
 def upscale_tensor(model: torch.nn.Module, frames: torch.Tensor, config: EngineConfig | None = None) -> torch.Tensor:
     """(T, c, h, w) float in [0, 1] through the engine's schedule -> (T, c, sh, sw), unclamped."""
-    cfg = config or make_config()
-    model = model.to(cfg.device)
+    cfg = resolve_precision(config or make_config(), model.spec)
+    model = prepare_model(model, cfg)
     items = (Item(x=f.float(), side=None, grey=False, alpha=False, payload=None) for f in frames)
     return torch.stack([y for _, y in _schedule(model, cfg, items)])
 

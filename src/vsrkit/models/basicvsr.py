@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from vsrkit.models.layers.common import ResidualBlockNoBN, flow_warp, make_layer, pad_to_multiple
+from vsrkit.models.layers.common import ResidualBlockNoBN, flow_warp, make_layer, pad_to_multiple, stack_frames, zeros_frame
 from vsrkit.models.layers.spynet import SpyNet
 from vsrkit.models.spec import ModelSpec, Temporal, TwoPass, pad_index
 
@@ -115,7 +115,7 @@ class BasicVSR(nn.Module):
         flows_forward, flows_backward = self.get_flow(x)
 
         backward_feats: list[torch.Tensor] = [x.new_empty(0)] * n
-        feat = x.new_zeros(b, self.num_feat, h, w)
+        feat = zeros_frame(x[:, 0], self.num_feat)
         for i in range(n - 1, -1, -1):
             if i < n - 1:
                 feat = flow_warp(feat, flows_backward[:, i].permute(0, 2, 3, 1))
@@ -123,14 +123,14 @@ class BasicVSR(nn.Module):
             backward_feats[i] = feat
 
         outputs = []
-        feat = x.new_zeros(b, self.num_feat, h, w)
+        feat = zeros_frame(x[:, 0], self.num_feat)
         for i in range(n):
             if i > 0:
                 feat = flow_warp(feat, flows_forward[:, i - 1].permute(0, 2, 3, 1))
             feat = self.forward_trunk(torch.cat([x[:, i], feat], dim=1))
             fused = self.lrelu(self.fusion(torch.cat([backward_feats[i], feat], dim=1)))
             outputs.append(_reconstruct(self, fused, x[:, i]))
-        return torch.stack(outputs, dim=1)
+        return stack_frames(outputs)
 
 
 class EDVRFeatureExtractor(nn.Module):
@@ -173,7 +173,7 @@ class EDVRFeatureExtractor(nn.Module):
         c_idx = self.center_frame_idx
         ref = [l1[:, c_idx].clone(), l2[:, c_idx].clone(), l3[:, c_idx].clone()]
         aligned = [self.pcd_align([l1[:, i].clone(), l2[:, i].clone(), l3[:, i].clone()], ref) for i in range(n)]
-        return self.fusion(torch.stack(aligned, dim=1))
+        return self.fusion(stack_frames(aligned))
 
 
 def keyframe_indices(n: int, keyframe_stride: int) -> list[int]:
@@ -255,7 +255,7 @@ class IconVSR(nn.Module):
         n = x.shape[1]
         padded = x[:, temporal_pad_indices(n, self.temporal_padding)]
         span = 2 * self.temporal_padding + 1
-        return {i: self.edvr(padded[:, i : i + span].contiguous()) for i in keyframe_idx}
+        return {i: self.edvr(padded[:, i : i + span]) for i in keyframe_idx}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 5:
@@ -270,7 +270,7 @@ class IconVSR(nn.Module):
 
         # backward propagation with refill at keyframes
         backward_feats: list[torch.Tensor | None] = [None] * n
-        feat = x.new_zeros(b, self.num_feat, h, w)
+        feat = zeros_frame(x[:, 0], self.num_feat)
         for i in range(n - 1, -1, -1):
             if i < n - 1:
                 feat = flow_warp(feat, flows_backward[:, i].permute(0, 2, 3, 1))
@@ -281,7 +281,7 @@ class IconVSR(nn.Module):
 
         # forward propagation, coupled with the backward features
         outputs = []
-        feat = x.new_zeros(b, self.num_feat, h, w)
+        feat = zeros_frame(x[:, 0], self.num_feat)
         for i in range(n):
             lr = x[:, i]
             if i > 0:
@@ -291,7 +291,7 @@ class IconVSR(nn.Module):
             feat = self.forward_trunk(torch.cat([lr, backward_feats[i], feat], dim=1))
             backward_feats[i] = None
             outputs.append(_reconstruct(self, feat, lr))
-        return torch.stack(outputs, dim=1)[..., : SCALE * h_in, : SCALE * w_in]
+        return stack_frames(outputs)[..., : SCALE * h_in, : SCALE * w_in]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,14 +312,14 @@ def backward_pass(model: BasicVSR, x: torch.Tensor, state: torch.Tensor | None =
     flows = None
     if L > 1:
         flows = model.spynet(x[:, :-1].reshape(-1, c, h, w), x[:, 1:].reshape(-1, c, h, w)).view(b, L - 1, 2, h, w)
-    feat = state if state is not None else x.new_zeros(b, model.num_feat, h, w)
+    feat = state if state is not None else zeros_frame(x[:, 0], model.num_feat)
     feats: list[torch.Tensor | None] = [None] * n
     for i in range(n - 1, -1, -1):
         if i < L - 1:
             feat = flow_warp(feat, flows[:, i].permute(0, 2, 3, 1))
         feat = model.backward_trunk(torch.cat([x[:, i], feat], dim=1))
         feats[i] = feat
-    return torch.stack(feats, dim=1)
+    return stack_frames(feats)
 
 
 def forward_pass(
@@ -335,7 +335,7 @@ def forward_pass(
     flows = None
     if L > 1:
         flows = model.spynet(x[:, 1:].reshape(-1, c, h, w), x[:, :-1].reshape(-1, c, h, w)).view(b, L - 1, 2, h, w)
-    feat = state if state is not None else x.new_zeros(b, model.num_feat, h, w)
+    feat = state if state is not None else zeros_frame(x[:, 0], model.num_feat)
     outputs = []
     for i in range(L - off):
         k = i + off
@@ -345,4 +345,4 @@ def forward_pass(
         feat = model.forward_trunk(torch.cat([lr, feat], dim=1))
         fused = model.lrelu(model.fusion(torch.cat([backward_feats[:, i], feat], dim=1)))
         outputs.append(_reconstruct(model, fused, lr))
-    return torch.stack(outputs, dim=1), feat
+    return stack_frames(outputs), feat

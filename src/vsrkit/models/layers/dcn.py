@@ -46,6 +46,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.modules.utils import _pair
 
+from vsrkit.models.layers.common import memory_format
+
 __all__ = ["deform_conv2d", "ModulatedDeformConv2d", "DCNv2Pack"]
 
 
@@ -209,7 +211,11 @@ def _deform_conv2d_nograd(
             outs.append(torch.ops.aten.mkldnn_convolution(cols, w1, bias, [0, 0], [1, 1], [1, 1], groups))
         else:
             outs.append(F.conv2d(cols, w1, bias, groups=groups))
-    return outs[0] if len(outs) == 1 else torch.cat(outs, 2)
+    out = outs[0] if len(outs) == 1 else torch.cat(outs, 2)
+    # the columns are sampled channel-major, so the 1x1 convolution's output is too; a channels-last input
+    # gets a channels-last output (one copy of the output, 1/taps of the columns), so the next layer does not
+    # change layouts
+    return out.contiguous(memory_format=memory_format(input))
 
 
 def _check_shapes(input, offset, weight, mask, dg, ho, wo) -> None:
