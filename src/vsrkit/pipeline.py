@@ -18,9 +18,10 @@ from vsrkit.errors import VsrkitError
 from vsrkit.hub.loader import load_model
 from vsrkit.infer import engine
 from vsrkit.io import VideoReader, VideoWriter, is_image_folder_output
+from vsrkit.io.background import Prefetch, Writer
 from vsrkit.io.writer import check_output
 from vsrkit.infer.memory import default_budget, plan_tile
-from vsrkit.infer.runtime import make_config
+from vsrkit.infer.runtime import make_config, resolve_precision, set_threads
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,12 @@ def upscale_file(
     *,
     model: str | torch.nn.Module | None = None,
     weights: str | os.PathLike | None = None,
+    backend: str = "torch",
     device: str = "auto",
     precision: str = "fp32",
+    threads: int | None = None,
+    compile: bool = False,
+    channels_last: bool = True,
     tile: int | None = None,
     tile_overlap: int | None = None,
     chunk: int | None = None,
@@ -50,14 +55,24 @@ def upscale_file(
     Audio and subtitle streams are copied, frame rate and timestamps kept. The output is written to a
     temporary name and renamed when complete. ``max_memory`` (GiB) picks the tile size from the model's
     memory estimate (``plan_tile``). ``on_frame(n)`` is called after the n-th frame is written.
+    ``precision="auto"`` picks bf16 or fp32 for the model and says which (``resolve_precision``).
+    Decoding and encoding run in their own threads, overlapped with the model.
     """
     inp, out = Path(input), Path(output)
-    cfg = make_config(device, precision, tile, tile_overlap, chunk, chunk_overlap, say=say)
+    set_threads(threads)
+    cfg = make_config(device, precision, tile, tile_overlap, chunk, chunk_overlap, say=say,
+                      channels_last=channels_last, compile=compile)
     with VideoReader(inp) as reader:
         info = reader.info
         # check the output before the (slow) model load, so mistakes are reported at once
         check_output(out, inp, overwrite=overwrite)
-        net = model if isinstance(model, torch.nn.Module) else load_model(model, weights=weights, progress=progress)
+        if backend == "onnxruntime":
+            net, cfg = _onnx_model(model, weights, cfg, tile, max_memory)
+        elif backend != "torch":
+            raise VsrkitError(f"unknown backend {backend!r} (use torch or onnxruntime)")
+        else:
+            net = model if isinstance(model, torch.nn.Module) else load_model(model, weights=weights, progress=progress)
+        cfg = resolve_precision(cfg, net.spec, say)
         if max_memory is not None and tile:
             raise VsrkitError("give either --tile or --max-memory, not both")
         budget = max_memory * 2**30 if max_memory is not None else None
@@ -90,13 +105,40 @@ def upscale_file(
             bit_depth=bit_depth,
             overwrite=overwrite,
         ) as writer, tqdm(total=total, unit="frame", desc=inp.name, disable=not progress, dynamic_ncols=True) as bar:
-            n = 0
-            for pts, image in engine.upscale_stream(net, source(), cfg, out_dtype):
-                writer.write(image, pts)
-                n += 1
+
+            def written(k: int) -> None:
                 bar.update(1)
                 if on_frame is not None:
-                    on_frame(n)
+                    on_frame(k)
+
+            frames = Prefetch(source())  # decoding thread
+            sink = Writer(writer.write, written)  # encoding thread
+            try:
+                n = 0
+                for pts, image in engine.upscale_stream(net, frames, cfg, out_dtype):
+                    sink.put(image, pts)
+                    n += 1
+                sink.finish()
+            finally:
+                sink.close()
+                frames.close()
             if n == 0:
                 raise VsrkitError(f"{inp}: no frames to upscale")
     return out
+
+
+def _onnx_model(model: Any, weights: Any, cfg: Any, tile: int | None, max_memory: float | None) -> tuple[Any, Any]:
+    """``--backend onnxruntime``: the exported file in ``weights`` as a network; fixed-size exports set the tiles."""
+    from vsrkit.export.onnx import OnnxModel
+
+    if weights is None or model is not None:
+        raise VsrkitError("--backend onnxruntime runs an exported file: give it as --weights model.onnx, without --model")
+    net = OnnxModel(weights)
+    if net.size:
+        if max_memory is not None:
+            raise VsrkitError(f"{weights} takes tiles of {net.size} pixels: --max-memory does not apply")
+        if tile and tile > net.size:
+            raise VsrkitError(f"--tile {tile}: {weights} takes tiles of at most {net.size} pixels")
+        side = tile or net.size
+        cfg = dataclasses.replace(cfg, tile=side, tile_overlap=min(cfg.tile_overlap, (side - 1) // 2))
+    return net, cfg

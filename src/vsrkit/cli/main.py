@@ -40,10 +40,11 @@ def main(verbose: bool) -> None:
 def _add_commands() -> None:
     from vsrkit.cli.degrade import degrade
     from vsrkit.cli.demo import demo
+    from vsrkit.cli.export import export
     from vsrkit.cli.models import models
     from vsrkit.cli.upscale import upscale
 
-    for cmd in (upscale, degrade, models, demo):
+    for cmd in (upscale, degrade, models, demo, export):
         main.add_command(cmd)
 
 

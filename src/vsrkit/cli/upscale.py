@@ -18,9 +18,16 @@ from vsrkit.pipeline import upscale_file
 @click.option("-m", "--model", default=None, help="Model name (see `vsrkit models`); default basicvsr-reds4.")
 @click.option("-w", "--weights", type=click.Path(path_type=Path), default=None,
               help="Checkpoint file; alone, the architecture is recognised from it.")
+@click.option("--backend", type=click.Choice(["torch", "onnxruntime"]), default="torch", show_default=True,
+              help="onnxruntime: run an exported model (--weights model.onnx, from `vsrkit export`).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
-              help="fp16 on CPU runs as bf16.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
+              help="auto: bf16 where this machine runs it natively and faster and the model's measured loss is "
+                   "within budget, else fp32 (it says which). fp16 on CPU runs as bf16.")
+@click.option("--threads", type=int, default=None, help="CPU threads for the model (default: torch's).")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (slow start; see the README).")
+@click.option("--layout", type=click.Choice(["channels-last", "contiguous"]), default="channels-last",
+              show_default=True, help="Memory format of weights and activations.")
 @click.option("--tile", type=int, default=None, help="Tile size in input pixels (0: whole frames).")
 @click.option("--tile-overlap", type=int, default=None, help="Pixels shared by neighbouring tiles.")
 @click.option("--chunk", type=int, default=None, help="Frames per temporal chunk for sequence models.")
@@ -30,15 +37,16 @@ from vsrkit.pipeline import upscale_file
 @click.option("--crf", type=int, default=18, show_default=True, help="H.264 quality (lower is better).")
 @click.option("--max-frames", type=int, default=None, help="Stop after this many frames.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def upscale(input: Path, output: Path, model, weights, device, precision, tile, tile_overlap, chunk, chunk_overlap,
-            max_memory, crf, max_frames, overwrite, quiet) -> None:
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no notes (errors are still printed).")
+def upscale(input: Path, output: Path, model, weights, backend, device, precision, threads, compile_, layout, tile, tile_overlap,
+            chunk, chunk_overlap, max_memory, crf, max_frames, overwrite, quiet) -> None:
     """Upscale INPUT (a video file or a folder of images) into OUTPUT."""
     if weights is not None and not weights.is_file():
         raise VsrkitError(f"checkpoint not found: {weights}")
     out = upscale_file(
-        input, output, model=model, weights=weights, device=device, precision=precision, tile=tile,
+        input, output, model=model, weights=weights, backend=backend, device=device, precision=precision, threads=threads,
+        compile=compile_, channels_last=layout == "channels-last", tile=tile,
         tile_overlap=tile_overlap, chunk=chunk, chunk_overlap=chunk_overlap, max_memory=max_memory, crf=crf, overwrite=overwrite,
-        max_frames=max_frames, progress=not quiet, say=say,
+        max_frames=max_frames, progress=not quiet, say=(lambda _msg: None) if quiet else say,
     )
     say(f"wrote {out}")
