@@ -178,6 +178,7 @@ class EDVRFeatureExtractor(nn.Module):
 
 def keyframe_indices(n: int, keyframe_stride: int) -> list[int]:
     """Frames 0, stride, 2*stride, ... and always the last frame (BasicSR's IconVSR)."""
+    n = int(n)  # a 0-d tensor while traced for ONNX: the keyframes must be plain ints (dictionary keys)
     idx = list(range(0, n, keyframe_stride))
     if idx[-1] != n - 1:
         idx.append(n - 1)
@@ -189,7 +190,7 @@ def temporal_pad_indices(n: int, temporal_padding: int) -> list[int]:
     (padding 2: ``[4, 3] + frames + [n-4, n-5]``; padding 3: ``[6, 5, 4] + frames + [n-5, n-6, n-7]``), which is the
     ``reflection_circle`` end padding about the first and last frames. BasicSR fails on shorter clips; here
     the out-of-range indices are mirrored back into the clip."""
-    p = temporal_padding
+    p, n = temporal_padding, int(n)
     before = [pad_index(i, 0, n, p, "reflection_circle") for i in range(-p, 0)]
     after = [pad_index(i, n - 1, n, p, "reflection_circle") for i in range(n, n + p)]
     return before + list(range(n)) + after

@@ -105,8 +105,9 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = 1, min_size: int = 1) -> to
     Reflect padding where the input is large enough for it (as BasicSR pads), else replicate.
     """
     h, w = x.shape[-2:]
-    th = max(-(-h // multiple) * multiple, min_size)
-    tw = max(-(-w // multiple) * multiple, min_size)
+    # (n + m - 1) // m rather than -(-n // m): traced for ONNX, integer division truncates towards zero
+    th = max((h + multiple - 1) // multiple * multiple, min_size)
+    tw = max((w + multiple - 1) // multiple * multiple, min_size)
     if th == h and tw == w:
         return x
     shape = x.shape
