@@ -201,7 +201,9 @@ def prepare_model(model: torch.nn.Module, cfg: EngineConfig) -> torch.nn.Module:
         # a recurrent step's layers) through plain functions, not only ``forward``
         for child in model.children():
             if any(True for _ in child.parameters()):
-                child.compile(dynamic=False)
+                # freezing: inference only, weights are constants, so convolutions get prepacked weights
+                # and fused activations (set per compile, not in inductor's global config)
+                child.compile(dynamic=False, options={"freezing": True})
         model._vsrkit_compiled = True
     return model
 
