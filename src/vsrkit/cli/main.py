@@ -38,13 +38,16 @@ def main(verbose: bool) -> None:
 
 
 def _add_commands() -> None:
+    from vsrkit.cli.bench import bench
     from vsrkit.cli.degrade import degrade
     from vsrkit.cli.demo import demo
+    from vsrkit.cli.eval import eval_
     from vsrkit.cli.export import export
     from vsrkit.cli.models import models
+    from vsrkit.cli.report import report
     from vsrkit.cli.upscale import upscale
 
-    for cmd in (upscale, degrade, models, demo, export):
+    for cmd in (upscale, degrade, eval_, bench, report, models, demo, export):
         main.add_command(cmd)
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
 
 from vsrkit.errors import VsrkitError
+from vsrkit.hub import tfbundle
 
 # Where the state dict sits inside the official containers, in the order they are tried:
 # BasicSR / VRT {'params': ...} (BasicSR loads 'params' by default), {'params_ema': ...},
@@ -28,12 +30,20 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Load a checkpoint file (``.pth``/``.pt``/``.model`` or ``.safetensors``) as a flat state dict.
+    """Load a checkpoint file (``.pth``/``.pt``/``.model``, ``.safetensors``, or a TensorFlow checkpoint's
+    ``.index``) as a flat state dict.
 
     Untrusted files are safe: torch files are read with ``weights_only=True``. The official
-    containers are unwrapped and a DataParallel ``module.`` prefix is removed.
+    containers are unwrapped and a DataParallel ``module.`` prefix is removed. TensorFlow checkpoints
+    (``.index`` + ``.data-*``, recognised by name or by the table's magic number) are read without
+    TensorFlow (``tfbundle``), in TensorFlow's names and layout, without the optimiser's variables.
     """
     path = Path(path)
+    if path.suffix == ".meta" and path.with_suffix(".index").is_file():
+        raise VsrkitError(f"{path} is a TensorFlow graph (.meta), not weights: pass {path.with_suffix('.index')}")
+    if tfbundle.is_tf_checkpoint(path) or path.name.endswith(".index") or ".data-" in path.name:
+        # a TensorFlow checkpoint (the released RLSP): its model variables, the optimiser's left unread
+        return tfbundle.read_variables(path)
     if not path.is_file():
         raise VsrkitError(f"checkpoint not found: {path}")
     try:
@@ -44,9 +54,27 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         else:
             obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any reader failure is a bad file for the user
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise VsrkitError(f"cannot read checkpoint {path}: not a valid weights file ({first})") from None
+        raise VsrkitError(f"cannot read checkpoint {path}: {_why_unreadable(path, e)}") from None
     return unwrap_state_dict(obj, source=str(path))
+
+
+def _why_unreadable(path: Path, e: Exception) -> str:
+    """One line on why ``torch.load``/safetensors refused a file, without PyTorch's advice to load it unsafely."""
+    if path.suffix == ".meta":
+        return "not a valid weights file: a TensorFlow graph (.meta) holds no weights; pass the checkpoint's .index"
+    if path.suffix != ".safetensors":
+        with open(path, "rb") as f:
+            head = f.read(4)
+        if not zipfile.is_zipfile(path) and head[:1] != b"\x80":
+            return "not a valid weights file: not a PyTorch (zip or pickle), safetensors or TensorFlow checkpoint"
+    text = str(e).strip()
+    if text.startswith("Weights only load failed"):
+        # the reason is on the "WeightsUnpickler error:" line; the rest recommends weights_only=False, which we never do
+        reason = next((ln.strip() for ln in text.splitlines() if "WeightsUnpickler error:" in ln), "")
+        reason = reason.split("WeightsUnpickler error:", 1)[-1].strip().split(". Please use")[0]
+        return f"not a valid weights file: it holds objects other than tensors, which are not loaded ({reason or 'unsupported content'})"
+    first = text.splitlines()[0] if text else type(e).__name__
+    return f"not a valid weights file ({first})"
 
 
 def unwrap_state_dict(obj: object, source: str = "checkpoint") -> dict[str, torch.Tensor]:
@@ -114,3 +142,10 @@ def write_atomic_text(path: str | os.PathLike, text: str) -> None:
 def save_atomic(obj: object, path: str | os.PathLike) -> None:
     """``torch.save`` to a temporary file beside ``path``, then rename: never a half-written checkpoint."""
     _atomic(path, lambda tmp: torch.save(obj, tmp))
+
+
+def save_safetensors_atomic(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike) -> None:
+    """Save a state dict as safetensors through a temporary name, renamed when complete."""
+    from safetensors.torch import save_file
+
+    _atomic(path, lambda tmp: save_file({k: v.contiguous() for k, v in state_dict.items()}, tmp))

@@ -20,6 +20,7 @@ import torch
 from vsrkit.errors import VsrkitError
 from vsrkit.hub.checkpoint import check_fits
 from vsrkit.hub.pretrained import OFFICIAL_CONFIGS
+from vsrkit.hub.tfbundle import OPTIMISER_NAMES, OPTIMISER_SUFFIXES, read_variables
 from vsrkit.models import edgesr
 
 Found = tuple[str, dict[str, Any]]
@@ -233,6 +234,88 @@ def detect_rlsp(state_dict: dict[str, torch.Tensor], filename: str | None = None
     if cfg["state_dim"] == 0:
         kwargs["hidden_state"] = False
     return "RLSP", kwargs
+
+
+# ----------------------------------------------------------------------------------------------------------
+# RLSP as released (the paper's TensorFlow checkpoints: ``layerN/kernel`` HWIO, ``layerN/bias``)
+
+TF_OPTIMISER_SUFFIXES, TF_OPTIMISER_NAMES = OPTIMISER_SUFFIXES, OPTIMISER_NAMES
+
+
+def _tf_layers(sd: Mapping[str, torch.Tensor]) -> int:
+    """The number of ``layerN/kernel`` + ``layerN/bias`` variables (N = 0, 1, ...), 0 if there are none."""
+    n = 0
+    while f"layer{n}/kernel" in sd and f"layer{n}/bias" in sd:
+        n += 1
+    return n
+
+
+def convert_rlsp_released(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """TensorFlow names and layout (``layerN/kernel`` HWIO, ``layerN/bias``) -> ``RLSPReleased``'s (``trunk.N``,
+    ``state_head``, ``out_head``; OIHW): the last layer is the output head, the one before it the state head.
+    The optimiser's variables (``.../Adam``, ``.../Adam_1``, ``beta1_power``, ``beta2_power``) are dropped. A
+    state dict without TensorFlow names is returned as it is."""
+    n = _tf_layers(sd)
+    if n == 0:
+        return dict(sd)
+    if n < 3:
+        raise VsrkitError(f"RLSP TensorFlow checkpoint: only {n} layers (layer0..layer{n - 1}); expected at least 3")
+    names = {f"layer{i}": f"trunk.{i}" for i in range(n - 2)}
+    names[f"layer{n - 2}"] = "state_head"
+    names[f"layer{n - 1}"] = "out_head"
+    out: dict[str, torch.Tensor] = {}
+    for tf_name, ours in names.items():
+        kernel = sd[f"{tf_name}/kernel"]
+        if kernel.ndim != 4:
+            raise VsrkitError(f"RLSP TensorFlow checkpoint: {tf_name}/kernel has shape {tuple(kernel.shape)}, not HWIO")
+        out[f"{ours}.weight"] = kernel.permute(3, 2, 0, 1).contiguous()
+        out[f"{ours}.bias"] = sd[f"{tf_name}/bias"].contiguous()
+    return out
+
+
+def convert_tf_checkpoint(index_path: str | Path) -> dict[str, torch.Tensor]:
+    """A released RLSP TensorFlow checkpoint (its ``.index``, a ``.data`` shard or the prefix) -> ``RLSPReleased``
+    state dict. Only the ``layerN/kernel`` and ``layerN/bias`` tensors are read; the Adam slots are ignored."""
+    sd = read_variables(index_path)
+    if _tf_layers(sd) == 0:
+        raise VsrkitError(f"{index_path}: a TensorFlow checkpoint without layerN/kernel variables, not an RLSP one")
+    found = detect_rlsp_released(sd)
+    if found is None:
+        raise VsrkitError(f"{index_path}: a TensorFlow checkpoint that is not a released RLSP model "
+                          f"(variables {', '.join(list(sd)[:4])}, ...)")
+    return convert_rlsp_released(sd)
+
+
+def detect_rlsp_released(state_dict: Mapping[str, torch.Tensor], filename: str | None = None) -> Found | None:
+    """Recognise a released RLSP checkpoint, in TensorFlow names (optimiser slots allowed) or converted, and read
+    ``layers``, ``filters``, ``state_dim`` and ``factor`` from its shapes: ``layer0`` takes 9 (3 RGB frames) +
+    state + factor**2 channels, the state head gives the state, the output head factor**2 channels. The file
+    name is not used."""
+    if _tf_layers(state_dict):
+        extra = [k for k in state_dict if not (re.fullmatch(r"layer\d+/(kernel|bias)", k)
+                                                or k.endswith(TF_OPTIMISER_SUFFIXES) or k in TF_OPTIMISER_NAMES)]
+        if extra:
+            return None
+        try:
+            sd = convert_rlsp_released({k: v for k, v in state_dict.items() if re.fullmatch(r"layer\d+/(kernel|bias)", k)})
+        except VsrkitError:
+            return None
+    else:
+        sd = dict(state_dict)
+    n_trunk = count_blocks(sd, "trunk.")
+    expected = {f"{m}.{p}" for m in ["state_head", "out_head"] + [f"trunk.{i}" for i in range(n_trunk)]
+                for p in ("weight", "bias")}
+    if n_trunk == 0 or set(sd) != expected:
+        return None
+    w0, ws, wo = sd["trunk.0.weight"], sd["state_head.weight"], sd["out_head.weight"]
+    if any(w.ndim != 4 or tuple(w.shape[-2:]) != (3, 3) for w in (w0, ws, wo)):
+        return None
+    filters, n_in = int(w0.shape[0]), int(w0.shape[1])
+    state_dim, f2 = int(ws.shape[0]), int(wo.shape[0])
+    factor = math.isqrt(f2)
+    if factor * factor != f2 or n_in != 9 + state_dim + f2:
+        return None
+    return "RLSPReleased", {"layers": n_trunk + 1, "filters": filters, "state_dim": state_dim, "factor": factor}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -514,6 +597,8 @@ RULES: tuple[Rule, ...] = (
     Rule("basicvsr", ("spynet.basic_module.0.basic_module.0.weight", "backward_trunk.main.0.weight"), detect_basicvsr),
     Rule("edvr", ("pcd_align.cas_dcnpack.weight",), detect_edvr),  # both namings have this key
     Rule("rlsp", ("conv1.weight", "conv_out.weight"), detect_rlsp),
+    Rule("rlsp", ("layer0/kernel", "layer0/bias"), detect_rlsp_released),  # RLSP as released: TensorFlow names
+    Rule("rlsp", ("trunk.0.weight", "state_head.weight", "out_head.weight"), detect_rlsp_released),  # converted
     Rule("edgesr", (), detect_edgesr, by_name=True),
     Rule("vrt", ("conv_first.weight", "stage1.residual_group1.blocks.0.attn.qkv_mut.weight"), detect_vrt),
 )
@@ -537,5 +622,9 @@ def detect(state_dict: Mapping[str, torch.Tensor], filename: str | None = None) 
 
 
 def convert(family: str, state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A checkpoint's keys in vsrkit's (official BasicSR) names: only EDVR has an older naming."""
-    return convert_state_dict(state_dict) if family == "edvr" else dict(state_dict)
+    """A checkpoint's keys in vsrkit's names: EDVR has an older naming, the released RLSP TensorFlow's."""
+    if family == "edvr":
+        return convert_state_dict(state_dict)
+    if family == "rlsp" and _tf_layers(state_dict):
+        return convert_rlsp_released(state_dict)
+    return dict(state_dict)

@@ -14,8 +14,8 @@ import urllib.request
 from pathlib import Path
 
 from vsrkit.errors import VsrkitError
-from vsrkit.hub.checkpoint import sha256_file, write_atomic_text
-from vsrkit.hub.pretrained import WeightsSource
+from vsrkit.hub.checkpoint import save_safetensors_atomic, sha256_file, write_atomic_text
+from vsrkit.hub.pretrained import RemoteFile, WeightsSource
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,8 @@ def resolve_weights(name: str, src: WeightsSource, progress: bool = True) -> Pat
     A release with no published sha256 is pinned at its first download: its hash is printed and kept beside
     the cached file, and a later file that differs is refused.
     """
+    if src.parts:
+        return _resolve_converted(name, src, progress)
     cached = cache_dir() / src.filename
     want = expected_sha256(src)
     if cached.is_file():
@@ -117,3 +119,45 @@ def resolve_weights(name: str, src: WeightsSource, progress: bool = True) -> Pat
         f"no weights for {name}: get them with `{src.where()}` or pass --weights FILE"
         + (f" (expected file {src.filename})" if src.filename else "")
     )
+
+
+def _fetch_part(name: str, part: RemoteFile, folder: Path, progress: bool) -> Path:
+    """One file of a multi-file release in ``folder``: cached (and checked), or downloaded, checked or pinned."""
+    dest = folder / part.name
+    pin = _pin_file(dest)
+    want = part.sha256 or (pin.read_text().strip() if pin.is_file() else "")
+    if dest.is_file():
+        if _hash_ok(dest, want):
+            return dest
+        if not part.sha256:
+            raise VsrkitError(f"cached {dest} differs from the file pinned at its first download (sha256 {want}); "
+                              "delete both to fetch it again")
+        log.warning("cached %s fails its sha256 check; fetching it again", dest)
+    if os.environ.get("VSRKIT_OFFLINE") == "1":
+        raise VsrkitError(f"no weights for {name}: {part.name} is not in the cache ({folder}) and downloads are off "
+                          "(VSRKIT_OFFLINE=1); pass --weights FILE")
+    path = download(part.url, dest, want, progress=progress)
+    if not want:
+        digest = sha256_file(path)
+        write_atomic_text(pin, digest + "\n")
+        log.warning("%s has no published sha256: the downloaded file's sha256 is %s, pinned in %s; "
+                    "a later file that differs will be refused", part.name, digest, pin)
+    return path
+
+
+def _resolve_converted(name: str, src: WeightsSource, progress: bool) -> Path:
+    """A release in another format (``src.parts``), downloaded and checked, converted once into the cache."""
+    cached = cache_dir() / src.filename
+    if cached.is_file():
+        return cached
+    folder = cache_dir() / Path(src.filename).stem
+    files = [_fetch_part(name, part, folder, progress) for part in src.parts]
+    if src.convert == "tf-rlsp":
+        from vsrkit.hub.detect import convert_tf_checkpoint
+
+        state_dict = convert_tf_checkpoint(files[0])
+    else:  # pragma: no cover - a table entry with an unknown conversion is a bug
+        raise ValueError(f"unknown conversion {src.convert!r} for {name}")
+    save_safetensors_atomic(state_dict, cached)
+    log.info("converted %s into %s", ", ".join(f.name for f in files), cached)
+    return cached

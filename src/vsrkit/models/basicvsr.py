@@ -25,11 +25,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from vsrkit.models.layers.common import ResidualBlockNoBN, flow_warp, make_layer, pad_to_multiple, stack_frames, zeros_frame
+from vsrkit.models.layers.common import (
+    ResidualBlockNoBN, flow_warp, load_official_weights, make_layer, pad_to_multiple, stack_frames, zeros_frame,
+)
 from vsrkit.models.layers.spynet import SpyNet
 from vsrkit.models.spec import ModelSpec, Temporal, TwoPass, pad_index
 
 SCALE = 4
+SPYNET_MIN_SIZE = 33  # SpyNet's coarsest level is empty below 33 px; the engine pads smaller frames up to this
 
 
 class ConvResidualBlocks(nn.Module):
@@ -86,7 +89,9 @@ class BasicVSR(nn.Module):
 
     def __init__(self, num_feat: int = 64, num_block: int = 15, spynet_path: str | None = None):
         super().__init__()
-        self.spec = ModelSpec(scale=SCALE, temporal=Temporal("bidirectional"), passes=TwoPass(backward_pass, forward_pass))
+        self.spec = ModelSpec(
+            scale=SCALE, temporal=Temporal("bidirectional"), passes=TwoPass(backward_pass, forward_pass), min_size=SPYNET_MIN_SIZE
+        )
         self.num_feat = num_feat
 
         self.spynet = SpyNet(spynet_path)
@@ -155,9 +160,7 @@ class EDVRFeatureExtractor(nn.Module):
         self.fusion = TSAFusion(num_feat=num_feat, num_frame=num_input_frame, center_frame_idx=self.center_frame_idx)
         self.lrelu = nn.LeakyReLU(negative_slope=0.1, inplace=True)
         if load_path:
-            from vsrkit.hub.checkpoint import load_state_dict, load_strict
-
-            load_strict(self, load_state_dict(load_path), source=load_path)
+            load_official_weights(self, load_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c, h, w = x.shape
@@ -222,7 +225,7 @@ class IconVSR(nn.Module):
             raise ValueError("keyframe_stride must be >= 1")
         if temporal_padding < 1:
             raise ValueError("temporal_padding must be >= 1")
-        self.spec = ModelSpec(scale=SCALE, temporal=Temporal("sequence"))
+        self.spec = ModelSpec(scale=SCALE, temporal=Temporal("sequence"), min_size=SPYNET_MIN_SIZE)
         self.num_feat = num_feat
         self.keyframe_stride = keyframe_stride
         self.temporal_padding = temporal_padding

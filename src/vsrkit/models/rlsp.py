@@ -38,7 +38,7 @@ from torch import nn
 from vsrkit.models.layers.common import zeros_frame
 from vsrkit.models.spec import ModelSpec, Temporal
 
-__all__ = ["RLSP", "shuffle_down", "shuffle_up"]
+__all__ = ["RLSP", "RLSPReleased", "shuffle_down", "shuffle_up", "studio_y"]
 
 PARAM_KEYS = {
     "layers": "layers",
@@ -175,3 +175,131 @@ class RLSP(nn.Module):
             y, state = self.step(window, state)
             outs.append(y)
         return torch.stack(outs, dim=1)
+
+
+# ==========================================================================================================
+# RLSP as released: the TensorFlow models of the paper (official ``evaluate/`` and ``tensorflow/model.py``)
+#
+# Self-contained (issue 14). Its names are in ``vsrkit.hub.pretrained`` (``rlsp-7-*-released``); reading the
+# TensorFlow checkpoints and their conversion to this module's names are in ``vsrkit.hub`` (``tfbundle``,
+# ``detect``), since a model does not import upwards.
+
+from torch.nn import functional as F  # noqa: E402
+
+# BT.601 studio-range luma of RGB on the 0..255 scale, as the released graph computes Y of the centre frame
+# (the same as 16 + 219 * (0.299 R + 0.587 G + 0.114 B) / 255, to 5 digits).
+RELEASED_Y_WEIGHTS = (65.738 / 256, 129.057 / 256, 25.064 / 256)
+RELEASED_Y_OFFSET = 16.0
+_LUMA = (0.299, 0.587, 0.114)  # full-range BT.601 luma, the engine's (vsrkit's) convention
+
+
+class RLSPReleased(nn.Module):
+    """RLSP as the authors released it (the paper's 7-48/7-64/7-128/7-256): RGB in, Y out, TF weights.
+
+    One cell per LR frame, all 3x3 convs with zero padding, on the 0..255 scale of the release:
+
+    - input: [previous RGB, centre RGB, next RGB, hidden state, feedback] concatenated on channels,
+      the feedback being the previous output Y shuffled down (``factor**2`` channels); state and
+      feedback are zeros at the first frame;
+    - trunk: ``layers - 1`` convs + ReLU (``layer0`` .. ``layer5`` in the checkpoint for 7 layers);
+    - heads on the trunk's output: the new hidden state (``layer6``: conv + ReLU, ``state_dim`` channels)
+      and the output (``layer7``: conv, ``factor**2`` channels, linear);
+    - output: ``depth_to_space(layer7 + Y_centre)``, Y_centre being the studio-range BT.601 luma of the LR
+      centre frame (with its +16), i.e. a residual over a nearest-neighbour upsampling of Y. The raw,
+      unclipped output is the next frame's feedback.
+
+    Parameter names: TensorFlow's ``layerN/kernel`` cannot be module names, so the layers are ``trunk.<i>``,
+    ``state_head`` and ``out_head`` (OIHW); the hub converts the released files (``vsrkit.hub.detect``).
+
+    vsrkit's conventions around it: the engine gives RGB in [0, 1]; ``step`` multiplies by 255, runs the
+    released cell and turns its studio-range Y into an RGB frame in [0, 1]: the bicubically upscaled LR
+    centre frame with its luma (full-range BT.601, the engine's) replaced by the network's. That is the same
+    as upscaling the chroma bicubically and recombining it with the network's Y, as the engine does for
+    Y-only models; it is done here because this network needs RGB in. So ``spec.channels == 3``; the
+    parameters are the released ones unchanged (0..255 scale). :meth:`cell` is the released graph itself
+    (0..255, Y out).
+
+    Ends of a video: the engine's default protocol (``replicate``) gives every frame, the missing neighbour
+    at each end being the end frame. The official evaluation is ``Protocol(end_padding="none")``: the
+    first and the last frame are only neighbours, so T frames give T-2 outputs (frames 1..T-2).
+    """
+
+    def __init__(self, layers: int = 7, filters: int = 64, state_dim: int | None = None, factor: int = 4) -> None:
+        super().__init__()
+        state_dim = filters if state_dim is None else int(state_dim)
+        if layers < 2 or filters < 1 or state_dim < 0 or factor < 1:
+            raise ValueError(f"RLSPReleased: bad configuration layers={layers}, filters={filters}, "
+                             f"state_dim={state_dim}, factor={factor}")
+        self.layers, self.filters, self.state_dim, self.factor = int(layers), int(filters), state_dim, int(factor)
+        self.spec = ModelSpec(scale=self.factor, temporal=Temporal("recurrent", window=3, ahead=1), channels=3)
+
+        f2 = self.factor**2
+        n_in = 3 * 3 + state_dim + f2
+        self.trunk = nn.ModuleList(
+            [nn.Conv2d(n_in if i == 0 else filters, filters, 3, padding=1) for i in range(layers - 1)]
+        )
+        self.state_head = nn.Conv2d(filters, state_dim, 3, padding=1)
+        self.out_head = nn.Conv2d(filters, f2, 3, padding=1)
+        self.act = nn.ReLU()
+
+    def extra_repr(self) -> str:
+        return f"layers={self.layers}, filters={self.filters}, state_dim={self.state_dim}, factor={self.factor}"
+
+    def cell(
+        self, frames: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """The released cell on the 0..255 scale: ``frames[b, 3, 3, h, w]`` RGB (t-1, t, t+1) ->
+        ``(y, head, (hidden state, feedback))`` where ``y`` is the output Y still shuffled down
+        (``(b, factor**2, h, w)`` = ``head`` + Y_centre) and the feedback is that same ``y``."""
+        b, n, c, h, w = frames.shape
+        if n != 3 or c != 3:
+            raise ValueError(f"RLSPReleased expects (b, 3, 3, h, w) RGB windows, got {tuple(frames.shape)}")
+        f2 = self.factor**2
+        if state is None:
+            state = (frames.new_zeros(b, self.state_dim, h, w), frames.new_zeros(b, f2, h, w))
+        hidden, feedback = state
+        x = torch.cat([frames.flatten(1, 2), hidden, feedback], dim=1)
+        for conv in self.trunk:
+            x = self.act(conv(x))
+        new_hidden = self.act(self.state_head(x))
+        head = self.out_head(x)
+        wy = torch.tensor(RELEASED_Y_WEIGHTS, dtype=frames.dtype, device=frames.device).view(1, 3, 1, 1)
+        y_centre = (frames[:, 1] * wy).sum(1, keepdim=True) + RELEASED_Y_OFFSET
+        y = head + y_centre
+        return y, head, (new_hidden, y)
+
+    def step(
+        self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """The engine's step: ``x[b, 3, 3, h, w]`` RGB in [0, 1] -> RGB ``(b, 3, fh, fw)`` in [0, 1] (unclamped)
+        and the state (on the released 0..255 scale)."""
+        y, _head, state = self.cell(x * 255.0, state)
+        y_full = (F.pixel_shuffle(y, self.factor) - RELEASED_Y_OFFSET) / 219.0  # studio -> full-range Y in [0, 1]
+        up = F.interpolate(x[:, 1], scale_factor=self.factor, mode="bicubic", align_corners=False)
+        luma = (up * torch.tensor(_LUMA, dtype=up.dtype, device=up.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        return up + (y_full - luma), state
+
+    def forward(self, x: torch.Tensor, end_padding: str = "replicate") -> torch.Tensor:
+        """``x[b, T, 3, h, w]`` RGB in [0, 1] -> ``[b, T', 3, fh, fw]``: T' = T (``end_padding="replicate"``,
+        ends replicated) or T - 2 (``"none"``, the official evaluation: frames 1..T-2)."""
+        T = x.shape[1]
+        if end_padding == "none":
+            windows = [[t - 1, t, t + 1] for t in range(1, T - 1)]
+        elif end_padding == "replicate":
+            windows = [[max(t - 1, 0), t, min(t + 1, T - 1)] for t in range(T)]
+        else:
+            raise ValueError(f"RLSPReleased.forward: end_padding must be 'replicate' or 'none', got {end_padding!r}")
+        outs, state = [], None
+        for idx in windows:
+            y, state = self.step(x[:, idx], state)
+            outs.append(y)
+        if not outs:
+            return x.new_zeros(x.shape[0], 0, 3, x.shape[-2] * self.factor, x.shape[-1] * self.factor)
+        return torch.stack(outs, dim=1)
+
+
+def studio_y(rgb: torch.Tensor) -> torch.Tensor:
+    """The released model's Y (BT.601 studio range, 0..255 scale) of an RGB output in [0, 1] of
+    :meth:`RLSPReleased.step`: the inverse of the conversion done there. ``rgb[..., 3, h, w]``."""
+    w = torch.tensor(_LUMA, dtype=rgb.dtype, device=rgb.device).view(3, 1, 1)
+    return 16.0 + 219.0 * (rgb * w).sum(-3, keepdim=True)

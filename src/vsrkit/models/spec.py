@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 Kind = Literal["frame", "window", "recurrent", "sequence", "bidirectional"]
-EndPadding = Literal["replicate", "reflection", "reflection_circle"]
+EndPadding = Literal["replicate", "reflection", "reflection_circle", "none"]
 KINDS = ("frame", "window", "recurrent", "sequence", "bidirectional")
-END_PADDINGS = ("replicate", "reflection", "reflection_circle")
+END_PADDINGS = ("replicate", "reflection", "reflection_circle", "none")
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,8 @@ class Protocol:
     """How frames are fed at run time, as the published numbers were made.
 
     - ``end_padding``: which frames stand in beyond the ends of the video (BasicSR's ``generate_frame_indices``);
+      ``none`` (recurrent models): nothing stands in, frames without all their neighbours get no output, so a
+      3-frame window gives T-2 outputs, frames 1..T-2 (the released RLSP's official evaluation);
     - ``clip``: sequence models run on clips of exactly this many frames (VRT's test clips); ``None``: chunks;
     - ``clip_overlap``: frames shared by neighbouring clips or chunks; ``None``: the engine's default.
     """

@@ -114,3 +114,10 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = 1, min_size: int = 1) -> to
     mode = "reflect" if (th - h < h and tw - w < w) else "replicate"
     flat = F.pad(x.reshape(-1, *shape[-3:]), (0, tw - w, 0, th - h), mode=mode)
     return flat.reshape(*shape[:-2], th, tw)
+
+
+def load_official_weights(module: nn.Module, path: str) -> None:
+    """The official ``load_path`` constructor argument (SpyNet, IconVSR's EDVR extractor): a BasicSR
+    ``{'params': ...}`` file or a plain state dict, read with ``weights_only=True`` and loaded strictly."""
+    sd = torch.load(path, map_location="cpu", weights_only=True)
+    module.load_state_dict(sd.get("params", sd), strict=True)

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from vsrkit.models.layers.common import flow_warp, memory_format
+from vsrkit.models.layers.common import flow_warp, load_official_weights, memory_format
 
 LEVELS = 6
 
@@ -42,9 +42,8 @@ class SpyNet(nn.Module):
         self.basic_module = nn.ModuleList(BasicModule() for _ in range(LEVELS))
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
-        if load_path:  # the official argument: BasicSR's {'params': ...} SpyNet file
-            sd = torch.load(load_path, map_location="cpu", weights_only=True)
-            self.load_state_dict(sd.get("params", sd), strict=True)
+        if load_path:
+            load_official_weights(self, load_path)
 
     def pyramid_flows(self, ref: torch.Tensor, supp: torch.Tensor) -> list[torch.Tensor]:
         """Flows (ref -> supp) at every pyramid level, coarsest first; sizes must be multiples of 32."""

@@ -1,0 +1,1 @@
+"""Benchmarks: speed, memory, FLOPs and roofline (`vsrkit bench`)."""

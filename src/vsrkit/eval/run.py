@@ -1,0 +1,339 @@
+"""``vsrkit eval``: run a model on a dataset through the engine of ``vsrkit upscale`` and score it.
+
+Each clip's LR frames (read, or made from the GT by BI/BD) stream through ``vsrkit.infer.engine`` with the
+model's own protocol, exactly as ``vsrkit upscale`` runs them, and come out as uint8 images: what a user
+would get in a PNG folder. Those are scored against the GT with BasicSR's PSNR/SSIM
+(:mod:`vsrkit.eval.metrics`) under an :class:`~vsrkit.eval.protocols.EvalProtocol`; values are averaged
+per clip, then over clips. The result is a JSON-able dict (:data:`SCHEMA`) with per-frame, per-clip and
+overall values, timings and a crop of one frame (output, bicubic and GT) for ``vsrkit report``.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from vsrkit.data.degrade import BD_SCALE, degrade, imresize, modcrop
+from vsrkit.errors import VsrkitError
+from vsrkit.eval import metrics as M
+from vsrkit.eval.dataset import Clip, as_rgb8, find_clips, read_frame
+from vsrkit.eval.protocols import EvalProtocol
+from vsrkit.infer import engine
+from vsrkit.infer.runtime import make_config
+
+__all__ = ["SCHEMA", "METRICS", "columns", "parse_metrics", "evaluate", "write_json", "write_csv", "encode_png"]
+
+SCHEMA = "vsrkit-eval/1"
+METRICS = ("psnr", "ssim", "flicker")
+CROP_SIZE = 128  # HR pixels of the side-by-side crop kept for the report
+
+
+TEMPORAL = ("flicker", "warp", "warp_gt")  # what --metric flicker adds (vsrkit.eval.temporal)
+
+
+def columns(metrics: tuple[str, ...] | list[str]) -> list[str]:
+    """The value columns of a result: each metric, and for 'flicker' its three temporal values."""
+    out: list[str] = []
+    for m in metrics:
+        out += list(TEMPORAL) if m == "flicker" else [m]
+    return out
+
+
+def parse_metrics(spec: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """``"psnr,ssim"`` -> ('psnr', 'ssim'); unknown names are an error."""
+    names = spec.split(",") if isinstance(spec, str) else list(spec)
+    out: list[str] = []
+    for n in (x.strip().lower() for x in names):
+        if not n:
+            continue
+        if n not in METRICS:
+            raise VsrkitError(f"unknown metric {n!r}: use {', '.join(METRICS)}")
+        if n not in out:
+            out.append(n)
+    if not out:
+        raise VsrkitError("--metric names no metric")
+    return tuple(out)
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """An ``H x W x 3`` uint8 image as PNG bytes (PyAV's PNG encoder)."""
+    import av
+
+    h, w = image.shape[:2]
+    cc = av.CodecContext.create("png", "w")
+    cc.width, cc.height, cc.pix_fmt = w, h, "rgb24"
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+    return b"".join(bytes(p) for p in [*cc.encode(frame), *cc.encode(None)])
+
+
+def _crop_box(gt: np.ndarray, size: int = CROP_SIZE) -> tuple[int, int, int]:
+    """(top, left, size) of the square with the most detail (gradient energy of Y) in a GT frame."""
+    h, w = gt.shape[:2]
+    s = min(size, h, w)
+    y = M.rgb_to_y(gt)
+    energy = np.abs(np.diff(y, axis=0))[:, :-1] + np.abs(np.diff(y, axis=1))[:-1, :]
+    integral = np.pad(energy, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+    best, where = -1.0, (0, 0)
+    step = max(s // 8, 1)
+    for top in range(0, max(h - s, 0) + 1, step):
+        for left in range(0, max(w - s, 0) + 1, step):
+            b, r = min(top + s, h - 1), min(left + s, w - 1)
+            e = integral[b, r] - integral[top, r] - integral[b, left] + integral[top, left]
+            if e > best:
+                best, where = e, (top, left)
+    return where[0], where[1], s
+
+
+def _bicubic(lr: np.ndarray, scale: int) -> np.ndarray:
+    """MATLAB bicubic upscaling of a uint8 frame (the field's 'Bicubic' row), as uint8 RGB."""
+    x = torch.from_numpy(as_rgb8(lr, "LR")).permute(2, 0, 1).double() / 255.0
+    y = imresize(x, scale=scale).clamp(0, 1).mul(255.0).round()
+    return y.permute(1, 2, 0).to(torch.uint8).numpy()
+
+
+def _b64(image: np.ndarray) -> str:
+    return base64.b64encode(encode_png(image)).decode("ascii")
+
+
+def _mean(values: list[float]) -> float | None:
+    vals = [v for v in values if v is not None and not math.isnan(v)]
+    return float(np.mean(vals)) if vals else None
+
+
+def _check_lengths(clips: list[Clip], protocol: EvalProtocol) -> None:
+    if protocol.clip_length is None:
+        return
+    for c in clips:
+        if len(c) != protocol.clip_length:
+            where = c.gt[0].parent
+            raise VsrkitError(f"{where}: {len(c)} frames; --protocol {protocol.name} needs clips of "
+                              f"{protocol.clip_length} frames")
+
+
+def _gt_frame(path: Path, scale: int, crop_to_scale: bool) -> np.ndarray:
+    img = as_rgb8(read_frame(path), path)
+    return modcrop(img, scale) if crop_to_scale else img
+
+
+def evaluate(
+    model: str | torch.nn.Module | None,
+    gt: str | os.PathLike,
+    lr: str | os.PathLike | None = None,
+    degradation: str | None = None,
+    *,
+    weights: str | os.PathLike | None = None,
+    metrics: tuple[str, ...] = ("psnr", "ssim"),
+    protocol: EvalProtocol | None = None,
+    device: str = "auto",
+    precision: str = "fp32",
+    tile: int | None = None,
+    progress: bool = True,
+    say: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Score ``model`` on the dataset at ``gt`` (LR frames from ``lr``, or made by ``degradation``)."""
+    from vsrkit.eval.protocols import resolve_protocol
+    from vsrkit.hub.loader import load_model
+
+    protocol = protocol or resolve_protocol()
+    metrics = parse_metrics(metrics)
+    if (lr is None) == (degradation is None):
+        raise VsrkitError("give either --lr DIR (the LR frames) or --degrade bi|bd (made from the GT)")
+    if degradation is not None:
+        degradation = degradation.lower()
+        if degradation not in ("bi", "bd"):
+            raise VsrkitError(f"unknown --degrade {degradation!r}: use bi or bd")
+    clips = find_clips(gt, lr)
+    _check_lengths(clips, protocol)
+    cfg = make_config(device, precision, tile, say=say)
+    if isinstance(model, torch.nn.Module):
+        net, model_name = model, getattr(model, "model_name", type(model).__name__)
+    else:
+        net = load_model(model, weights=weights, progress=progress)
+        model_name = model if model is not None else f"{type(net).__name__}({Path(weights).name})"
+    scale = net.spec.scale
+    if degradation == "bd" and scale != BD_SCALE:
+        raise VsrkitError(f"--degrade bd is defined for x{BD_SCALE} only; {model_name} is x{scale}")
+    warp = None
+    if "flicker" in metrics:
+        from vsrkit.eval.temporal import WarpError
+
+        warp = WarpError(device=cfg.device, crop=protocol.crop)
+    y_channel = protocol.channel == "y"
+
+    if lr is not None:
+        for clip in clips:  # sizes first, before any (slow) inference
+            a, b = read_frame(clip.lr[0]), read_frame(clip.gt[0])
+            if (a.shape[0] * scale, a.shape[1] * scale) != b.shape[:2]:
+                raise VsrkitError(
+                    f"size mismatch: GT {clip.gt[0]} is {b.shape[1]}x{b.shape[0]} but LR {clip.lr[0]} "
+                    f"({a.shape[1]}x{a.shape[0]}) x{scale} gives {a.shape[1] * scale}x{a.shape[0] * scale}")
+    total = sum(len(c) for c in clips)
+    frames_rows: list[dict[str, Any]] = []
+    clip_rows: list[dict[str, Any]] = []
+    crops: dict[str, Any] | None = None
+    engine_total, started = 0.0, time.perf_counter()
+    bar = tqdm(total=total, unit="frame", desc=str(model_name), disable=not progress, dynamic_ncols=True)
+    try:
+        for ci, clip in enumerate(clips):
+            scored = set(protocol.scored(len(clip)))
+            crop_at = sorted(scored)[len(scored) // 2] if ci == 0 else -1
+            kept_lr: dict[int, np.ndarray] = {}
+            source_time = 0.0
+            lr_size: tuple[int, int] | None = None
+
+            def source() -> Iterator[np.ndarray]:
+                nonlocal source_time, lr_size
+                for i, gpath in enumerate(clip.gt):
+                    t0 = time.perf_counter()
+                    if clip.lr is not None:
+                        img = read_frame(clip.lr[i])
+                        where = clip.lr[i]
+                    else:
+                        img = degrade(_gt_frame(gpath, scale, True), degradation, scale)
+                        where = gpath
+                    if lr_size is None:
+                        lr_size = img.shape[:2]
+                    elif img.shape[:2] != lr_size:
+                        raise VsrkitError(f"{where}: size {img.shape[1]}x{img.shape[0]} differs from the clip's "
+                                          f"first frame ({lr_size[1]}x{lr_size[0]})")
+                    if i == crop_at:
+                        kept_lr[i] = img
+                    source_time += time.perf_counter() - t0
+                    yield img
+
+            outputs = engine.upscale_frames(net, source(), cfg, np.uint8)
+            clip_engine = 0.0
+            prev: tuple[np.ndarray, np.ndarray] | None = None  # (gt, output) of the previous frame
+            rows: list[dict[str, Any]] = []
+            i = 0
+            while True:
+                t0 = time.perf_counter()
+                try:
+                    out = next(outputs)
+                except StopIteration:
+                    break
+                finally:
+                    clip_engine += time.perf_counter() - t0
+                gpath = clip.gt[i]
+                g = _gt_frame(gpath, scale, degradation is not None)
+                o = as_rgb8(out, "output")
+                if o.shape != g.shape:
+                    lpath = clip.lr[i] if clip.lr is not None else gpath
+                    raise VsrkitError(
+                        f"size mismatch: GT {gpath} is {g.shape[1]}x{g.shape[0]} but LR {lpath} x{scale} gives "
+                        f"{o.shape[1]}x{o.shape[0]}")
+                row: dict[str, Any] = {"clip": clip.name, "frame": i, "file": gpath.name}
+                if i in scored:
+                    try:
+                        if "psnr" in metrics:
+                            row["psnr"] = M.psnr(o, g, protocol.crop, y_channel)
+                        if "ssim" in metrics:
+                            row["ssim"] = M.ssim(o, g, protocol.crop, y_channel)
+                    except ValueError as e:
+                        raise VsrkitError(f"{gpath}: {e}") from None
+                if warp is not None and prev is not None:
+                    row.update(warp.pair(prev[0], g, prev[1], o))
+                if warp is not None:
+                    prev = (g, o)
+                if i == crop_at:
+                    top, left, s = _crop_box(g)
+                    box = (slice(top, top + s), slice(left, left + s))
+                    crops = {"clip": clip.name, "frame": i, "file": gpath.name, "box": [top, left, s, s],
+                             "scale": scale, "gt": _b64(g[box]), "output": _b64(o[box]),
+                             "bicubic": _b64(_bicubic(kept_lr[i], scale)[box])}
+                rows.append(row)
+                bar.update(1)
+                i += 1
+            clip_engine -= source_time
+            engine_total += clip_engine
+            frames_rows.extend(rows)
+            crow: dict[str, Any] = {"name": clip.name, "frames": len(clip), "scored": len(scored)}
+            for k in columns(metrics):
+                crow[k] = _mean([r[k] for r in rows if k in r])
+            crow["ms_per_frame"] = 1000.0 * clip_engine / max(len(clip), 1)
+            clip_rows.append(crow)
+    finally:
+        bar.close()
+
+    overall: dict[str, Any] = {}
+    for k in columns(metrics):
+        overall[k] = _mean([c[k] for c in clip_rows])
+    overall["ms_per_frame"] = 1000.0 * engine_total / max(total, 1)
+    overall["fps"] = total / engine_total if engine_total > 0 else None
+    return {
+        "schema": SCHEMA,
+        "model": {
+            "name": str(model_name),
+            "weights": None if weights is None else str(weights),
+            "scale": scale,
+            "temporal": net.spec.temporal.describe(),
+            "params": sum(p.numel() for p in net.parameters()),
+        },
+        "dataset": {"gt": str(gt), "lr": None if lr is None else str(lr), "degradation": degradation,
+                    "clips": len(clips), "frames": total, "gt_modcrop": degradation is not None},
+        "protocol": {"name": protocol.name, "channel": protocol.channel, "crop": protocol.crop,
+                     "frames": protocol.frames, "clip_length": protocol.clip_length,
+                     "description": protocol.describe(), "metrics": list(metrics),
+                     "averaging": "per clip, then over clips"},
+        "run": {"device": str(cfg.device), "precision": precision, "tile": cfg.tile,
+                "seconds": time.perf_counter() - started},
+        "overall": overall,
+        "clips": clip_rows,
+        "frames": frames_rows,
+        "crops": crops,
+    }
+
+
+def _clean(x: Any) -> Any:
+    """JSON without NaN/Infinity: non-finite floats become null."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    return x
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_json(result: dict[str, Any], path: str | os.PathLike) -> Path:
+    """The result as JSON (written under a temporary name, then renamed)."""
+    p = Path(path)
+    _atomic_write(p, json.dumps(_clean(result), indent=1, allow_nan=False) + "\n")
+    return p
+
+
+def write_csv(result: dict[str, Any], path: str | os.PathLike) -> Path:
+    """One row per frame: clip, frame, file and the metrics (empty where a frame is not scored)."""
+    import io
+
+    p = Path(path)
+    cols = ["clip", "frame", "file", *columns(result["protocol"]["metrics"])]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for row in result["frames"]:
+        w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in cols})
+    _atomic_write(p, buf.getvalue())
+    return p
