@@ -157,3 +157,17 @@ def test_export_refuses_to_overwrite_and_needs_a_model(tmp_path):
     r = runner.invoke(main, ["export", "esr-tr", "-o", str(tmp_path / "m.onnx")])
     assert r.exit_code == 2 and "--overwrite" in r.output
     assert (tmp_path / "m.onnx").read_bytes() == b"keep"
+
+
+def test_released_rlsp_exports_one_step_and_runs_in_the_engine(tmp_path):
+    """The released RLSP (its hidden state and feedback as explicit inputs and outputs) through the engine:
+    onnxruntime's frames are the PyTorch model's."""
+    from vsrkit.models.rlsp import RLSPReleased
+
+    torch.manual_seed(0)
+    model = RLSPReleased(layers=3, filters=8).eval()
+    meta = export_onnx(model, tmp_path / "rlsp_released.onnx", size=16)
+    assert meta["inputs"] == ["x", "state0", "state1"] and meta["max_abs_error"] <= 1e-4
+    x = torch.rand(4, 3, 24, 20)
+    cfg = make_config("cpu")
+    assert_close(upscale_tensor(OnnxModel(tmp_path / "rlsp_released.onnx"), x, cfg), upscale_tensor(model, x, cfg), tol=1e-4)

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from vsrkit.models.layers.common import zeros_frame
+from vsrkit.models.layers.common import frames_to_channels, zeros_frame
 from vsrkit.models.spec import ModelSpec, Temporal
 
 __all__ = ["RLSP", "RLSPReleased", "shuffle_down", "shuffle_up", "studio_y"]
@@ -256,9 +256,9 @@ class RLSPReleased(nn.Module):
             raise ValueError(f"RLSPReleased expects (b, 3, 3, h, w) RGB windows, got {tuple(frames.shape)}")
         f2 = self.factor**2
         if state is None:
-            state = (frames.new_zeros(b, self.state_dim, h, w), frames.new_zeros(b, f2, h, w))
+            state = (zeros_frame(frames[:, 0], self.state_dim), zeros_frame(frames[:, 0], f2))
         hidden, feedback = state
-        x = torch.cat([frames.flatten(1, 2), hidden, feedback], dim=1)
+        x = torch.cat([frames_to_channels(frames), hidden, feedback], dim=1)  # channels-last if the frames are
         for conv in self.trunk:
             x = self.act(conv(x))
         new_hidden = self.act(self.state_head(x))
