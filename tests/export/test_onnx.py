@@ -11,8 +11,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-pytest.importorskip("onnx")
-pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx", reason="ONNX export tests need onnx (pip install 'vsrkit[onnx]')")
+pytest.importorskip("onnxruntime", reason="ONNX export tests need onnxruntime (pip install 'vsrkit[onnx]')")
 
 import vsrkit  # noqa: E402
 from vsrkit.cli.main import main  # noqa: E402

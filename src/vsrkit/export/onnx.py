@@ -84,6 +84,12 @@ def export_onnx(
     the frames neighbouring clips share when the engine runs the export (default: the protocol's, else a
     quarter of the clip). The file is written under a temporary name and renamed when complete.
     """
+    try:
+        import onnx  # noqa: F401  (writes the metadata)
+        if check:
+            import onnxruntime  # noqa: F401  (the check against PyTorch)
+    except ImportError as e:
+        raise VsrkitError(f"vsrkit export needs the {e.name} package (pip install 'vsrkit[onnx]')") from None
     spec: ModelSpec = model.spec
     kind = spec.temporal.kind
     model = model.eval().to("cpu")
@@ -213,7 +219,7 @@ class OnnxModel(nn.Module):
         try:
             import onnxruntime as ort
         except ImportError:
-            raise VsrkitError("--backend onnxruntime needs the onnxruntime package (pip install onnxruntime)") from None
+            raise VsrkitError("--backend onnxruntime needs the onnxruntime package (pip install 'vsrkit[onnx]')") from None
         self.path = Path(path)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = torch.get_num_threads()
