@@ -308,3 +308,44 @@ def test_writer_writes_in_order_in_its_own_thread_and_raises_its_error():
             w.put(i)
         w.finish()
     w.close()
+
+
+# ---- inference mode, torch.compile --------------------------------------------------------------------
+
+def test_the_engine_runs_models_under_inference_mode():
+    seen = []
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.spec = ModelSpec(scale=2, temporal=Temporal("frame"))
+
+        def forward(self, x):
+            seen.append(torch.is_inference_mode_enabled())
+            return F.interpolate(x, scale_factor=2)
+
+    upscale_tensor(Net(), torch.rand(2, 3, 8, 8), make_config("cpu"))
+    assert seen and all(seen)
+
+
+def test_compile_compiles_the_parts_with_parameters_and_keeps_the_result():
+    """--compile: every child with parameters goes through torch.compile (inductor, weights frozen); the
+    frames are the eager ones."""
+    torch.manual_seed(0)
+    model = RLSP(layers=2, filters=4, state_dim=2).eval()
+    x = torch.rand(2, 3, 16, 16)
+    want = upscale_tensor(model, x, make_config("cpu"))
+    compiled = []
+    real = torch.nn.Module.compile
+
+    def spy(self, *a, **k):
+        compiled.append((type(self).__name__, k.get("options")))
+        return real(self, *a, **k)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch.nn.Module, "compile", spy)
+        got = upscale_tensor(model, x, make_config("cpu", compile=True))
+    assert compiled and all(o == {"freezing": True} for _, o in compiled)
+    assert {n for n, _ in compiled} >= {"Conv2d"}
+    assert getattr(model, "_vsrkit_compiled", False)
+    assert_close(got, want, tol=1e-5)
