@@ -21,7 +21,8 @@ frames, and bf16 output against fp32 output); and with ``--e2e`` the file-to-fil
 BasicVSR (two-pass streaming, 160x90).
 
     python benchmarks/bench_speed.py [--models basicvsr,iconvsr,edvr-m,rlsp-7-64,vrt,esr-tr] [--threads 1]
-        [--size 180x320] [--frames 3] [--repeats 3] [--quality] [--e2e] [--compile] [--official DIR]
+        [--size 180x320] [--frames 3] [--repeats 3] [--quality] [--e2e [--e2e-models M] [--e2e-frames N]]
+        [--compile] [--official DIR]
 """
 
 from __future__ import annotations
@@ -347,6 +348,9 @@ def e2e(args) -> None:
         print("e2e: no clip (../shared/data absent)")
         return
     for name, factor, n, precs in (("rlsp-7-64", 4, 40, ("fp32", "bf16")), ("basicvsr-reds4", 8, 20, ("fp32",))):
+        if args.e2e_models and name not in args.e2e_models.split(","):
+            continue
+        n = args.e2e_frames or n
         with tempfile.TemporaryDirectory() as tmp:
             src = Path(tmp) / "lr.mp4"
             frames = []
@@ -400,6 +404,8 @@ def main() -> None:
     ap.add_argument("--quality", action="store_true")
     ap.add_argument("--e2e", action="store_true")
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--e2e-models", default="", help="with --e2e: only these (rlsp-7-64, basicvsr-reds4)")
+    ap.add_argument("--e2e-frames", type=int, default=0, help="with --e2e: frames per clip (default 40 / 20)")
     ap.add_argument("--official", type=Path, default=None, help="folder holding BasicSR/, RLSP/, eSR/, VRT/")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
