@@ -49,6 +49,7 @@ from vsrkit.hub.loader import build
 from vsrkit.hub.registry import get_entry
 from vsrkit.infer.runtime import bf16_speedup, native_bf16_unit
 from vsrkit.models.basicvsr import backward_pass, forward_pass
+from vsrkit.models.spec import Block
 from vsrkit.models.edvr import forward_sliding
 from vsrkit.models.layers.common import channels_last_frames
 
@@ -100,8 +101,12 @@ def runner(model: torch.nn.Module, kind: str, fast: bool) -> Callable[[torch.Ten
     if kind == "esr":
         y_of = model if fast else (lambda x: esr_official_forward(model, x))
         return lambda x: y_of(x[0, :, :1])
-    if kind == "basicvsr" and fast:  # the engine's two passes, on one block (the pass-1 features kept)
-        return lambda x: forward_pass(model, x, backward_pass(model, x))[0]
+    if kind == "basicvsr" and fast:  # the engine's two passes, on one block (backward branch once per frame)
+        def two_passes(x):
+            blk = Block(0, x.shape[1], x.shape[1])
+            feats, _ = backward_pass(model, x, None, blk)
+            return forward_pass(model, x, feats, None, blk)[0]
+        return two_passes
     return model
 
 

@@ -49,8 +49,8 @@ CASES = {
 NOT_CHECKPOINTS = {
     "basicvsr_reds4_real": "tests/models/test_basicvsr.py (needs the package weights)",
     "degrade_bi_bd": "tests/data/test_degrade.py, tests/eval/test_metrics.py",
-    "train_basicvsr_step": "pending: Training: every model with its paper's recipe, on one machine or many, resumable",
-    "train_edvr_step": "tests/models/test_dcn.py (the DCN gradient; the trainer: pending, Training issue)",
+    "train_basicvsr_step": "tests/train/test_train_golden.py (the trainer through configs/train/basicvsr_reds.yml)",
+    "train_edvr_step": "tests/train/test_train_golden.py (the trainer, edvr_m_reds.yml), tests/models/test_dcn.py",
     "rlsp_tf_official": "tests/models/test_rlsp_released.py, tests/hub/test_tf_checkpoints.py",
 }
 
@@ -107,7 +107,7 @@ def test_unknown_name_and_foreign_checkpoint_are_clear_errors(tmp_path):
         vsrkit.load_model("basicvsr-reds4", weights=str(d / "weights.pth"))
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(VsrkitError, match="not a valid weights file"):
+    with pytest.raises(VsrkitError, match="not a PyTorch"):
         vsrkit.load_model(weights=str(junk))
     with pytest.raises(VsrkitError, match="not found"):
         vsrkit.load_model(weights=str(tmp_path / "missing.pth"))

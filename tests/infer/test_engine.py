@@ -15,7 +15,7 @@ from vsrkit.infer import EngineConfig, make_config, upscale_frames, upscale_tens
 from vsrkit.infer.colour import image_to_item, item_to_image, rgb_to_ycbcr, ycbcr_to_rgb
 from vsrkit.models.spec import pad_index
 from vsrkit.infer.runtime import select_precision
-from vsrkit.models.spec import ModelSpec, Protocol, Temporal, TwoPass
+from vsrkit.models.spec import Block, ModelSpec, Protocol, Temporal, TwoPass
 
 
 def up(x: torch.Tensor, s: int = 2) -> torch.Tensor:
@@ -242,26 +242,29 @@ def test_item_helpers_reject_float_images():
 class TwoPassNet(SequenceNet):
     """A bidirectional recurrence with long memory, with the resumable two passes of BasicVSR."""
 
-    def backward_pass(self, x, state=None, has_next=False):
-        n = x.shape[1] - int(has_next)
-        feat = state if state is not None else torch.zeros_like(x[:, 0])
+    def backward_pass(self, x, state, block):
+        o, n = block.offset, block.size
+        seg = x[:, o : o + n + int(block.has_next)]
+        feat = state if state is not None else torch.zeros_like(seg[:, 0])
         feats = [None] * n
         for i in range(n - 1, -1, -1):
-            if i < x.shape[1] - 1:
-                feat = 0.9 * feat + 0.05 * x[:, i + 1]
-            feat = feat + x[:, i]
+            if i < seg.shape[1] - 1:
+                feat = 0.9 * feat + 0.05 * seg[:, i + 1]
+            feat = feat + seg[:, i]
             feats[i] = feat
-        return torch.stack(feats, 1)
+        return torch.stack(feats, 1), feat
 
-    def forward_pass(self, x, feats, state=None, has_prev=False):
-        off = int(has_prev)
-        feat = state if state is not None else torch.zeros_like(x[:, 0])
+    def forward_pass(self, x, feats, state, block):
+        o, n = block.offset, block.size
+        off = int(block.has_prev)
+        seg = x[:, o - off : o + n]
+        feat = state if state is not None else torch.zeros_like(seg[:, 0])
         outs = []
-        for i in range(x.shape[1] - off):
+        for i in range(n):
             k = i + off
             if k > 0:
-                feat = 0.8 * feat + 0.1 * x[:, k - 1]
-            feat = feat + x[:, k]
+                feat = 0.8 * feat + 0.1 * seg[:, k - 1]
+            feat = feat + seg[:, k]
             outs.append(up(feat + 0.5 * feats[:, i]))
         return torch.stack(outs, 1), feat
 
@@ -271,7 +274,8 @@ class TwoPassNet(SequenceNet):
                               passes=TwoPass(TwoPassNet.backward_pass, TwoPassNet.forward_pass))
 
     def forward(self, x):
-        return self.forward_pass(x, self.backward_pass(x))[0]
+        whole = Block(0, x.shape[1], x.shape[1])
+        return self.forward_pass(x, self.backward_pass(x, None, whole)[0], None, whole)[0]
 
 
 @pytest.mark.parametrize("chunk,tile", [(1, 0), (4, 0), (7, 0), (100, 0), (5, 16)])

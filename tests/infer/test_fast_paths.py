@@ -1,10 +1,9 @@
-"""The fast paths: channels-last end to end, precision auto, fp32 sampling under bf16 in whole models, the
-two-pass backward branch computed once for one block, eSR's strips, threads, and the I/O threads."""
+"""The fast paths: channels-last end to end, precision auto, fp32 sampling under bf16 in whole models, exact
+two-pass blocks, eSR's strips, threads, and the I/O threads."""
 
 from __future__ import annotations
 
 import collections
-import dataclasses
 import threading
 import time
 
@@ -22,7 +21,7 @@ from vsrkit.models import edgesr
 from vsrkit.models.basicvsr import BasicVSR, IconVSR
 from vsrkit.models.edvr import EDVR
 from vsrkit.models.rlsp import RLSP, RLSPReleased
-from vsrkit.models.spec import ModelSpec, Temporal, TwoPass
+from vsrkit.models.spec import ModelSpec, Temporal
 
 from golden import assert_close, case_dir, load_case
 
@@ -189,29 +188,9 @@ def test_fp32_stays_exact_against_golden_data_on_the_fast_path():
     assert_close(upscale_tensor(model, io["input"][0], cfg), io["output"][0])
 
 
-# ---- two passes: the backward branch once per frame for a one-block video ---------------------------
+# ---- two passes: exact through the blocks, channels-last --------------------------------------------
 
-@pytest.mark.parametrize("keep", [True, False])
-def test_one_block_video_runs_the_backward_branch_once_per_frame(keep):
-    torch.manual_seed(0)
-    model = BasicVSR(8, 1).eval()
-    frames_seen = []
-    passes = model.spec.passes
-
-    def counting_backward(m, x, state, has_next):
-        frames_seen.append(x.shape[1] - int(has_next))
-        return passes.backward(m, x, state, has_next)
-
-    model.spec = dataclasses.replace(model.spec, passes=TwoPass(counting_backward, passes.forward))
-    x = torch.rand(4, 3, 64, 64)
-    cfg = dataclasses.replace(make_config("cpu", chunk=24), keep_backward=keep)
-    got = upscale_tensor(model, x, cfg)
-    assert sum(frames_seen) == (4 if keep else 8)
-    with torch.no_grad():
-        assert_close(got, model(x[None])[0], tol=1e-5)
-
-
-def test_longer_videos_reuse_the_first_blocks_features_and_stay_exact():
+def test_two_pass_blocks_stay_exact_channels_last():
     torch.manual_seed(0)
     model = BasicVSR(8, 1).eval()
     x = torch.rand(5, 3, 64, 64)

@@ -63,7 +63,7 @@ def test_contract_attributes():
             getattr(edgesr, entry.arch)(**entry.kwargs)
     names = {e.name for e in pretrained.EDGESR}
     assert {f"{n}-x{s}" for n in ("esr-max", "esr-tm", "esr-tr", "esr-cnn", "espcn", "fsrcnn", "bicubic")
-            for s in (2, 3, 4)} == names
+            for s in (2, 3, 4)} | {"espcn-fast-x2", "espcn-fast-x4"} == names  # + vsrkit's own bundled ESPCNs
     # the scale is in the name; a plain name is the x4 model
     assert get_entry("esr-tr-x2")[1].kwargs == {"model_id": "eSR-TR_s2_K7_C16"}
     assert get_entry("esr-tr")[1].kwargs == {"model_id": "eSR-TR_s4_K7_C16"}

@@ -1,7 +1,8 @@
 """The ``vsrkit`` command group: one thin module per command, imported when the group is built.
 
-Every ``VsrkitError`` (what a user can fix) becomes one line on stderr and exit code 2; an interrupted run
-exits with 130. Anything else is a bug and keeps its traceback.
+Every ``VsrkitError`` (what a user can fix) becomes one line on stderr and exit code 2, and so does a full
+disk; an interrupted run exits with 130 (Ctrl-C) or 143 (SIGTERM), after the same clean-up. Anything else is a
+bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -13,20 +14,29 @@ import click
 
 from vsrkit.cli.common import say
 from vsrkit.errors import VsrkitError
+from vsrkit.jobs import Terminated, disk_full, raise_on_sigterm
 
 
 class _Group(click.Group):
     """Runs a command; a VsrkitError (and an interrupted run) becomes one line on stderr and exit code 2."""
 
     def invoke(self, ctx: click.Context):
+        raise_on_sigterm()
         try:
             return super().invoke(ctx)
         except VsrkitError as e:
             say(f"error: {e}")
             sys.exit(e.exit_code)
-        except KeyboardInterrupt:
-            say("interrupted; no output was left behind")
-            sys.exit(130)
+        except KeyboardInterrupt as e:
+            what = "terminated" if isinstance(e, Terminated) else "interrupted"
+            say(f"{what}; " + getattr(e, "vsrkit_note", "no output was left behind"))
+            sys.exit(143 if isinstance(e, Terminated) else 130)
+        except OSError as e:
+            if not disk_full(e):
+                raise
+            where = f" writing {e.filename}" if e.filename else ""
+            say(f"error: {e.strerror or e}{where}; nothing was left under the output's name")
+            sys.exit(VsrkitError.exit_code)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -45,9 +55,10 @@ def _add_commands() -> None:
     from vsrkit.cli.export import export
     from vsrkit.cli.models import models
     from vsrkit.cli.report import report
+    from vsrkit.cli.train import train
     from vsrkit.cli.upscale import upscale
 
-    for cmd in (upscale, degrade, eval_, bench, report, models, demo, export):
+    for cmd in (upscale, degrade, eval_, bench, report, models, demo, train, export):
         main.add_command(cmd)
 
 

@@ -1,4 +1,5 @@
-"""``vsrkit upscale``: a video file or image folder in, a 4x (or the model's scale) video or folder out."""
+"""``vsrkit upscale``: a video file, image folder or image in, a 4x (or the model's scale) video, folder or image
+out; or a folder of videos and frame folders in, the same names upscaled out (a batch)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,16 @@ import click
 
 from vsrkit.cli.common import say
 from vsrkit.errors import VsrkitError
-from vsrkit.pipeline import upscale_file
+from vsrkit.hub.registry import CPU_DEFAULT_MODEL, DEFAULT_MODEL, FAST_MODEL
 
 
 @click.command()
 @click.argument("input", type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
-              help="Output video (.mp4/.mkv/.mov) or folder for PNG frames.")
-@click.option("-m", "--model", default=None, help="Model name (see `vsrkit models`); default basicvsr-reds4.")
+              help="Output video (.mp4/.mkv/.mov/.m4v), folder for PNG frames (out/ or a name without extension), "
+                   "one image for an image in (.png/.jpg/.tif/.bmp), or for a batch the output folder.")
+@click.option("-m", "--model", default=None, help=f"Model name (see `vsrkit models`); default {DEFAULT_MODEL} with a GPU, {CPU_DEFAULT_MODEL} on a CPU.")
+@click.option("--fast", is_flag=True, help=f"The fast model trained by vsrkit and shipped with it ({FAST_MODEL}).")
 @click.option("-w", "--weights", type=click.Path(path_type=Path), default=None,
               help="Checkpoint file; alone, the architecture is recognised from it.")
 @click.option("--backend", type=click.Choice(["torch", "onnxruntime"]), default="torch", show_default=True,
@@ -30,23 +33,47 @@ from vsrkit.pipeline import upscale_file
               show_default=True, help="Memory format of weights and activations.")
 @click.option("--tile", type=int, default=None, help="Tile size in input pixels (0: whole frames).")
 @click.option("--tile-overlap", type=int, default=None, help="Pixels shared by neighbouring tiles.")
-@click.option("--chunk", type=int, default=None, help="Frames per temporal chunk for sequence models.")
+@click.option("--chunk", type=int, default=None, help="Frames per temporal chunk (sequence models) or block (two-pass).")
 @click.option("--chunk-overlap", type=int, default=None, help="Context frames on each side of a chunk.")
 @click.option("--max-memory", type=float, default=None,
               help="Memory budget in GiB (RAM on CPU, device memory on GPU): picks the tile size.")
-@click.option("--crf", type=int, default=18, show_default=True, help="H.264 quality (lower is better).")
+@click.option("--temp-disk", type=float, default=None,
+              help="Temporary disk in GiB two-pass models may use (default 4): more disk, less recomputation.")
+@click.option("--crf", type=int, default=18, show_default=True, help="H.264 quality, 0-51 (lower is better).")
 @click.option("--max-frames", type=int, default=None, help="Stop after this many frames.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no notes (errors are still printed).")
-def upscale(input: Path, output: Path, model, weights, backend, device, precision, threads, compile_, layout, tile, tile_overlap,
-            chunk, chunk_overlap, max_memory, crf, max_frames, overwrite, quiet) -> None:
-    """Upscale INPUT (a video file or a folder of images) into OUTPUT."""
-    if weights is not None and not weights.is_file():
-        raise VsrkitError(f"checkpoint not found: {weights}")
-    out = upscale_file(
-        input, output, model=model, weights=weights, backend=backend, device=device, precision=precision, threads=threads,
-        compile=compile_, channels_last=layout == "channels-last", tile=tile,
-        tile_overlap=tile_overlap, chunk=chunk, chunk_overlap=chunk_overlap, max_memory=max_memory, crf=crf, overwrite=overwrite,
-        max_frames=max_frames, progress=not quiet, say=(lambda _msg: None) if quiet else say,
-    )
+@click.option("--overwrite", is_flag=True, help="Replace an existing output (a batch redoes finished files).")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted run of the same command (and keep this run's work if it is interrupted).")
+@click.option("--segment", type=click.IntRange(min=1), default=None, hidden=True,
+              help="Frames per resumable video segment (default 120).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def upscale(input: Path, output: Path, model, fast, weights, backend, device, precision, threads, compile_, layout, tile,
+            tile_overlap, chunk, chunk_overlap, max_memory, temp_disk, crf, max_frames, overwrite, resume, segment,
+            quiet) -> None:
+    """Upscale INPUT (a video, a folder of images, an image, or a folder of videos and frame folders) into OUTPUT.
+
+    Under `torchrun --nproc_per_node N`, a batch is split between the N processes (one GPU each where there are
+    several)."""
+    from vsrkit.batch import is_batch, upscale_batch
+    from vsrkit.pipeline import check_options, upscale_file
+
+    if fast:
+        if model is not None or weights is not None:
+            raise VsrkitError("give either --fast or --model/--weights, not both")
+        model = FAST_MODEL
+    if weights is not None:
+        if weights.is_dir():
+            raise VsrkitError(f"{weights}: is a folder, not a checkpoint file")
+        if not weights.is_file():
+            raise VsrkitError(f"checkpoint not found: {weights}")
+    check_options(crf, max_frames, temp_disk)
+    options = dict(model=model, weights=weights, backend=backend, device=device, precision=precision, threads=threads,
+                   compile=compile_, channels_last=layout == "channels-last", tile=tile,
+                   tile_overlap=tile_overlap, chunk=chunk, chunk_overlap=chunk_overlap, max_memory=max_memory,
+                   temp_disk=temp_disk, crf=crf, overwrite=overwrite, max_frames=max_frames, resume=resume,
+                   segment=segment)
+    if is_batch(input):
+        upscale_batch(input, output, progress=not quiet, say=say, **options)
+        return
+    out = upscale_file(input, output, progress=not quiet, say=say, **options)
     say(f"wrote {out}")

@@ -29,6 +29,7 @@ from vsrkit.errors import VsrkitError
 from vsrkit.eval import metrics as M
 from vsrkit.eval.dataset import Clip, as_rgb8, find_clips, read_frame
 from vsrkit.eval.protocols import EvalProtocol
+from vsrkit.hub.checkpoint import write_atomic_text
 from vsrkit.infer import engine
 from vsrkit.infer.runtime import make_config
 
@@ -306,21 +307,10 @@ def _clean(x: Any) -> Any:
     return x
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def write_json(result: dict[str, Any], path: str | os.PathLike) -> Path:
     """The result as JSON (written under a temporary name, then renamed)."""
     p = Path(path)
-    _atomic_write(p, json.dumps(_clean(result), indent=1, allow_nan=False) + "\n")
+    write_atomic_text(p, json.dumps(_clean(result), indent=1, allow_nan=False) + "\n")
     return p
 
 
@@ -335,5 +325,5 @@ def write_csv(result: dict[str, Any], path: str | os.PathLike) -> Path:
     w.writeheader()
     for row in result["frames"]:
         w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in cols})
-    _atomic_write(p, buf.getvalue())
+    write_atomic_text(p, buf.getvalue())
     return p

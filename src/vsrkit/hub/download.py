@@ -47,6 +47,19 @@ def package_file(src: WeightsSource) -> Path | None:
     return path if path.is_file() else None
 
 
+BUNDLED_DIR = Path(__file__).resolve().parent / "weights"
+
+
+def bundled_file(name: str, src: WeightsSource) -> Path:
+    """The weights shipped inside the package (``vsrkit/hub/weights``), checked against their sha256."""
+    path = BUNDLED_DIR / src.filename
+    if not path.is_file():
+        raise VsrkitError(f"the bundled weights of {name} are missing ({path}): reinstall vsrkit")
+    if not _hash_ok(path, src.sha256):
+        raise VsrkitError(f"the bundled weights of {name} ({path}) are corrupt: sha256 mismatch; reinstall vsrkit")
+    return path
+
+
 def download(url: str, dest: Path, sha256: str = "", timeout: float = 60.0, progress: bool = True) -> Path:
     """Download ``url`` to ``dest`` through a temporary file; check its sha256; rename when complete."""
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -90,6 +103,8 @@ def resolve_weights(name: str, src: WeightsSource, progress: bool = True) -> Pat
     A release with no published sha256 is pinned at its first download: its hash is printed and kept beside
     the cached file, and a later file that differs is refused.
     """
+    if src.bundled:
+        return bundled_file(name, src)
     if src.parts:
         return _resolve_converted(name, src, progress)
     cached = cache_dir() / src.filename

@@ -14,11 +14,11 @@ from typing import Any
 import torch
 
 from vsrkit.errors import VsrkitError
-from vsrkit.hub.checkpoint import load_state_dict, load_strict
+from vsrkit.hub.checkpoint import load_state_dict, load_strict, load_with_meta
 from vsrkit.hub.detect import convert, detect
-from vsrkit.hub.download import cache_dir, package_file, resolve_weights
+from vsrkit.hub.download import BUNDLED_DIR, cache_dir, package_file, resolve_weights
 from vsrkit.hub.pretrained import ModelEntry, default_protocol
-from vsrkit.hub.registry import ALIASES, DEFAULT_MODEL, family_module, get_entry
+from vsrkit.hub.registry import ALIASES, DEFAULT_MODEL, FAMILIES, family_module, get_entry
 
 
 def build(family: str, arch: str, kwargs: dict[str, Any]) -> torch.nn.Module:
@@ -49,11 +49,19 @@ def load_model(
         name = DEFAULT_MODEL
     state_dict = None
     filename = None
+    meta = None
     if weights is not None:
         filename = os.path.basename(os.fspath(weights))
-        state_dict = load_state_dict(weights)
+        state_dict, meta = load_with_meta(weights)
 
-    if name is None:
+    if name is None and meta is not None:
+        # weights written by vsrkit name their architecture and constructor arguments: nothing to guess
+        family, arch = str(meta["family"]), str(meta["arch"])
+        if family not in FAMILIES or not hasattr(family_module(family), arch):
+            raise VsrkitError(f"{filename}: names an unknown architecture {family}/{arch}")
+        build_kwargs = {**dict(meta["kwargs"]), **kwargs}
+        model_name, protocol = arch, default_protocol(arch, build_kwargs)
+    elif name is None:
         assert state_dict is not None
         family, arch, detected = detect(state_dict, filename)
         build_kwargs = {**detected, **kwargs}
@@ -103,6 +111,8 @@ def weights_here(entry: ModelEntry) -> str:
     """'yes' if a named model's weights are on this machine, 'download' if fetched on first use, else 'random'."""
     if entry.weights is None:
         return "random"
+    if entry.weights.bundled:
+        return "yes" if (BUNDLED_DIR / entry.weights.filename).is_file() else "missing"
     local = (cache_dir() / entry.weights.filename).is_file() or package_file(entry.weights) is not None
     return "yes" if local else "download"
 

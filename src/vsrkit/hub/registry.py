@@ -15,7 +15,11 @@ from vsrkit.errors import VsrkitError
 from vsrkit.hub import pretrained
 from vsrkit.hub.pretrained import ModelEntry
 
-DEFAULT_MODEL = "basicvsr-reds4"
+DEFAULT_MODEL = "basicvsr-reds4"  # with a GPU (and load_model's default)
+FAST_MODEL = "rlsp-fast-x4"  # `vsrkit upscale --fast`: trained by vsrkit, bundled (README "Fast models")
+# `vsrkit upscale` without --model on a CPU, chosen from measurement (README "Fast models"): BasicVSR still, since
+# the fast model is 40-100x faster but only +1.0 dB over bicubic (BasicVSR: +3.75 dB in the demo); a hint names --fast
+CPU_DEFAULT_MODEL = DEFAULT_MODEL
 
 # family -> the module that holds its networks
 FAMILIES: dict[str, str] = {
@@ -52,6 +56,11 @@ PREFIXES: dict[str, str] = {
 ALIASES: dict[str, str] = {
     name.rsplit("-x", 1)[0]: name for name in (e.name for e in pretrained.EDGESR) if name.endswith(f"-x{pretrained.PLAIN_SCALE}")
 }
+
+
+def default_model(device: str) -> str:
+    """The model `vsrkit upscale` uses when none is given: BasicVSR with a GPU, the fast model on a CPU."""
+    return CPU_DEFAULT_MODEL if str(device).split(":")[0] == "cpu" else DEFAULT_MODEL
 
 
 def family_of(name: str) -> str:

@@ -16,8 +16,8 @@ The engine reads no files and knows no model names: ``vsrkit.pipeline`` ties it 
 from __future__ import annotations
 
 import logging
-import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,14 +44,62 @@ def window_indices(t: int, total: int, back: int, ahead: int, mode: str) -> list
     return [pad_index(i, t, total, half, mode) for i in range(t - back, t + ahead + 1)]
 
 
-class _Buffer:
-    """Frames read ahead from the stream, by index; drops what no later output needs."""
+@dataclass
+class Phase:
+    """One stage of a run, for progress: ``frames`` gone through at ``cost`` per frame (in units of one model
+    pass over a frame; 0: reading only)."""
 
-    def __init__(self, items: Iterable[Item]):
+    name: str
+    frames: int | None
+    cost: float = 1.0
+
+
+@dataclass
+class Hooks:
+    """What a long job adds to a run: resuming, re-reading the input, temporary space and progress.
+
+    - ``start``: first output frame wanted; frames before it are read but, where the schedule allows, not
+      computed. Recurrent and two-pass models need ``state``, the object ``on_state`` gave at that frame.
+    - ``on_state(t, state)``: called every ``state_every`` frames (stateful models only), before frame ``t`` is
+      computed and after every frame before it was yielded: a run can restart at ``t`` from ``state``.
+    - ``reopen(i)``: iterates ``(index, payload, image)`` again from a frame at or before ``i`` (two-pass models
+      re-read the input from its source instead of spooling it).
+    - ``workdir``: where two-pass runs keep their temporaries (kept across a resume); default a temporary folder.
+    - ``disk_budget``: bytes of temporary disk the two-pass plan may use (``twopass.DEFAULT_BUDGET``).
+    - ``on_progress(phases, index, done)``: ``done`` frames of ``phases[index]`` are finished.
+    """
+
+    start: int = 0
+    state: Any = None
+    on_state: Callable[[int, Any], None] | None = None
+    state_every: int = 0
+    reopen: Callable[[int], Iterator[tuple[int, Any, np.ndarray]]] | None = None
+    workdir: Path | None = None
+    disk_budget: float | None = None
+    on_progress: Callable[[list[Phase], int, int], None] | None = None
+
+
+def to_device(obj: Any, device: torch.device | str) -> Any:
+    """Tensors inside a (nested) state moved to ``device``."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return {k: to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_device(v, device) for v in obj)
+    return obj
+
+
+class _Buffer:
+    """Frames read ahead from the stream, by index; drops what no later output needs (and frames before
+    ``keep_from`` as soon as they are read)."""
+
+    def __init__(self, items: Iterable[Item], keep_from: int = 0):
         self._it = iter(items)
         self.frames: dict[int, Item] = {}
         self.read = 0
         self.ended = False
+        self.keep_from = keep_from
 
     def fill(self, upto: int) -> None:
         while not self.ended and self.read <= upto:
@@ -60,7 +108,8 @@ class _Buffer:
             except StopIteration:
                 self.ended = True
                 break
-            self.frames[self.read] = item
+            if self.read >= self.keep_from:
+                self.frames[self.read] = item
             self.read += 1
 
     def has(self, i: int) -> bool:
@@ -79,30 +128,42 @@ class _Buffer:
         return torch.stack([self.frames[i].x for i in indices])[None]
 
 
-def _schedule(model: torch.nn.Module, cfg: EngineConfig, items: Iterable[Item]) -> Iterator[tuple[Item, torch.Tensor]]:
-    """Yield (item, output tensor (c, sh, sw)) for every input frame, in order."""
+def _schedule(model: torch.nn.Module, cfg: EngineConfig, items: Iterable[Item], hooks: Hooks | None = None,
+              frames: Any = None) -> Iterator[tuple[Item, torch.Tensor]]:
+    """Yield (item, output tensor (c, sh, sw)) for every input frame from ``hooks.start``, in order.
+
+    Two-pass models take ``frames`` (a ``twopass`` input) instead of ``items`` when given."""
     spec: ModelSpec = model.spec
     protocol = cfg.protocol or spec.protocol
     runner = Runner(model, spec, cfg)
-    buf = _Buffer(items)
+    hooks = hooks or Hooks()
     kind = spec.temporal.kind
+    if hooks.start and kind == "recurrent" and hooks.state is None:
+        raise ValueError("resuming a recurrent model needs the state saved at its start frame")
     if protocol.end_padding == "none" and kind != "recurrent":
         raise ValueError(f"end padding 'none' is for recurrent models, not {kind} models")
     with torch.inference_mode():
+        if kind == "bidirectional":
+            from vsrkit.infer import twopass
+
+            inp = frames if frames is not None else twopass.MemoryInput(items)
+            yield from twopass.run(model, spec, runner, inp, cfg, hooks)
+            return
+        back = spec.temporal.back + max(spec.temporal.back, spec.temporal.ahead)
+        reach = (protocol.clip or cfg.chunk) + 2 * (cfg.chunk_overlap or DEFAULT_CHUNK_OVERLAP) + back
+        buf = _Buffer(items, keep_from=max(0, hooks.start - reach) if kind != "frame" else hooks.start)
         if kind == "frame":
-            yield from _frames(model, runner, buf)
+            yield from _frames(model, runner, buf, hooks.start)
         elif kind == "window":
-            yield from _windows(model, spec, protocol, runner, buf)
+            yield from _windows(model, spec, protocol, runner, buf, hooks.start)
         elif kind == "recurrent":
-            yield from _recurrent(model, spec, protocol, runner, buf)
-        elif kind == "bidirectional":
-            yield from _two_pass(model, spec, runner, buf, cfg)
+            yield from _recurrent(model, spec, protocol, runner, buf, hooks)
         else:
-            yield from _sequence(model, spec, protocol, runner, buf, cfg)
+            yield from _sequence(model, spec, protocol, runner, buf, cfg, hooks.start)
 
 
-def _frames(model, runner: Runner, buf: _Buffer):
-    t = 0
+def _frames(model, runner: Runner, buf: _Buffer, start: int = 0):
+    t = start
     while buf.has(t):
         buf.fill(t + FRAME_BATCH - 1)
         idx = list(range(t, min(t + FRAME_BATCH, buf.read)))
@@ -113,7 +174,7 @@ def _frames(model, runner: Runner, buf: _Buffer):
         t = idx[-1] + 1
 
 
-def _windows(model, spec: ModelSpec, protocol: Protocol, runner: Runner, buf: _Buffer):
+def _windows(model, spec: ModelSpec, protocol: Protocol, runner: Runner, buf: _Buffer, start: int = 0):
     n, ahead, back = spec.temporal.window, spec.temporal.ahead, spec.temporal.back
     half = max(back, ahead)
 
@@ -126,6 +187,10 @@ def _windows(model, spec: ModelSpec, protocol: Protocol, runner: Runner, buf: _B
     while buf.has(t):
         buf.fill(t + WINDOW_CHUNK - 1 + ahead)
         end = t + WINDOW_CHUNK if buf.total is None else min(t + WINDOW_CHUNK, buf.total)
+        if end <= start:  # resuming: this chunk's outputs are already written
+            t = end
+            buf.drop_before(t - back - 2 * half)
+            continue
         total = buf.total if buf.total is not None else end + ahead
         windows = [window_indices(c, total, back, ahead, protocol.end_padding) for c in range(t, end)]
         # consecutive windows that shift by one frame run as one contiguous sequence (sliding fast path)
@@ -141,14 +206,16 @@ def _windows(model, spec: ModelSpec, protocol: Protocol, runner: Runner, buf: _B
             ys.append(runner.run(fn, buf.stack(idx)))
         y = torch.cat(ys, 1)
         for j, i in enumerate(range(t, end)):
-            yield buf.frames[i], y[0, j]
+            if i >= start:
+                yield buf.frames[i], y[0, j]
         t = end
         buf.drop_before(t - back - 2 * half)
 
 
-def _recurrent(model, spec: ModelSpec, protocol: Protocol, runner: Runner, buf: _Buffer):
+def _recurrent(model, spec: ModelSpec, protocol: Protocol, runner: Runner, buf: _Buffer, hooks: Hooks):
     ahead, back = spec.temporal.ahead, spec.temporal.back
-    states: dict[Any, Any] = {}
+    dev = runner.cfg.device
+    states: dict[Any, Any] = to_device(dict(hooks.state), dev) if hooks.start else {}
 
     def fn(x: torch.Tensor, key: Any) -> torch.Tensor:
         y, states[key] = model.step(x, states.get(key))
@@ -156,8 +223,10 @@ def _recurrent(model, spec: ModelSpec, protocol: Protocol, runner: Runner, buf: 
 
     # end padding "none": the first output is frame `back`; frames without all their neighbours get none
     unpadded = protocol.end_padding == "none"
-    t = back if unpadded else 0
+    t = max(hooks.start, back) if unpadded else hooks.start
     while buf.has(t):
+        if hooks.on_state is not None and hooks.state_every and t % hooks.state_every == 0 and t > hooks.start:
+            hooks.on_state(t, to_device(states, "cpu"))
         buf.fill(t + ahead)
         if unpadded and not buf.has(t + ahead):
             break
@@ -168,7 +237,8 @@ def _recurrent(model, spec: ModelSpec, protocol: Protocol, runner: Runner, buf: 
         t += 1
 
 
-def _sequence(model, spec: ModelSpec, protocol: Protocol, runner: Runner, buf: _Buffer, cfg: EngineConfig):
+def _sequence(model, spec: ModelSpec, protocol: Protocol, runner: Runner, buf: _Buffer, cfg: EngineConfig,
+              start: int = 0):
     clip = protocol.clip
     overlap = cfg.chunk_overlap
     if overlap is None:
@@ -195,94 +265,12 @@ def _sequence(model, spec: ModelSpec, protocol: Protocol, runner: Runner, buf: _
         if clip and b - a < span:  # near the end: keep the clip length by reaching further back
             a = max(b - span, 0)
         e = b if (buf.ended and b == buf.read) else b - overlap  # keep the centre only
-        y = runner.run(call, buf.stack(list(range(a, b))))
-        for i in range(s, e):
-            yield buf.frames[i], y[0, i - a]
+        if e > start:  # (resuming: chunks whose outputs are all written are not computed)
+            y = runner.run(call, buf.stack(list(range(a, b))))
+            for i in range(max(s, start), e):
+                yield buf.frames[i], y[0, i - a]
         s = e
         buf.drop_before(s - overlap - (clip or 0))
-
-
-def _two_pass(model, spec: ModelSpec, runner: Runner, buf: _Buffer, cfg: EngineConfig):
-    """Bidirectional recurrent models (BasicVSR) streamed exactly, in the memory of one block.
-
-    The input is spooled to a temporary folder in blocks of ``chunk`` frames; the backward branch runs
-    from the last block to the first, saving its state at each block boundary; then the forward branch
-    runs block by block, recomputing that block's backward features from the saved state. The result
-    is the whole-sequence result (no chunk seams) for the cost of running the backward branch twice,
-    except on the first block, whose pass-1 features are kept (``cfg.keep_backward``): a video of one
-    block runs the backward branch once. RAM holds one block; the temporary folder holds the input and
-    one state per block.
-    """
-    k = max(cfg.chunk, 1)
-    with tempfile.TemporaryDirectory(prefix="vsrkit-spool-") as tmp_name:
-        tmp = Path(tmp_name)
-
-        def save(obj: Any, name: str) -> None:
-            torch.save(obj, tmp / name)
-
-        def load(name: str) -> Any:
-            return torch.load(tmp / name, weights_only=True)
-
-        # pass 0: spool the input
-        metas: list[tuple[Any, bool, bool]] = []
-        nblocks = 0
-        while buf.has(nblocks * k):
-            buf.fill((nblocks + 1) * k - 1)
-            idx = list(range(nblocks * k, min((nblocks + 1) * k, buf.read)))
-            items = [buf.frames[i] for i in idx]
-            save({"x": torch.stack([it.x for it in items]), "side": [it.side for it in items]}, f"in{nblocks}.pt")
-            save(items[0].x.clone(), f"first{nblocks}.pt")
-            save(items[-1].x.clone(), f"last{nblocks}.pt")
-            metas.extend((it.payload, it.grey, it.alpha) for it in items)
-            buf.drop_before(idx[-1] + 1)
-            nblocks += 1
-
-        # pass 1: backward branch, last block to first; save the state entering each block
-        state: dict[Any, torch.Tensor] = {}
-        kept: dict[Any, torch.Tensor] = {}  # cfg.keep_backward: the first block's features, not recomputed
-        for b in reversed(range(nblocks)):
-            save({key: v.cpu() for key, v in state.items()}, f"bwd{b}.pt")
-            x = load(f"in{b}.pt")["x"]
-            has_next = b + 1 < nblocks
-            if has_next:
-                x = torch.cat([x, load(f"first{b + 1}.pt")[None]])
-
-            def back(t: torch.Tensor, key: Any, has_next: bool = has_next) -> None:
-                prev = state.get(key)
-                feats = spec.passes.backward(model, t, None if prev is None else prev.to(t.device), has_next)
-                state[key] = feats[:, 0]
-                if cfg.keep_backward and b == 0:
-                    kept[key] = feats
-
-            runner.each_tile(back, x[None])
-        state.clear()
-
-        # pass 2: forward branch with the recomputed backward features, block by block
-        fstate: dict[Any, torch.Tensor] = {}
-        frame = 0
-        for b in range(nblocks):
-            block = load(f"in{b}.pt")
-            bstate = load(f"bwd{b}.pt")
-            has_prev, has_next = b > 0, b + 1 < nblocks
-            parts = ([load(f"last{b - 1}.pt")[None]] if has_prev else []) + [block["x"]]
-            parts += [load(f"first{b + 1}.pt")[None]] if has_next else []
-            x = torch.cat(parts)
-            n = block["x"].shape[0]
-
-            def fwd(t: torch.Tensor, key: Any, has_prev: bool = has_prev, has_next: bool = has_next, n: int = n):
-                off = int(has_prev)
-                bs = bstate.get(key)
-                feats = kept.pop(key, None)
-                if feats is None:
-                    feats = spec.passes.backward(model, t[:, off:], None if bs is None else bs.to(t.device), has_next)
-                out, fstate[key] = spec.passes.forward(model, t[:, : off + n], feats, fstate.get(key), has_prev)
-                return out
-
-            y = runner.run(fwd, x[None])
-            for j in range(n):
-                payload, grey, alpha = metas[frame]
-                yield Item(x=block["x"][j], side=block["side"][j], grey=grey, alpha=alpha, payload=payload), y[0, j]
-                frame += 1
 
 
 # ----------------------------------------------------------------------------------------------
@@ -304,8 +292,10 @@ def upscale_stream(
     frames: Iterable[tuple[Any, np.ndarray]],
     config: EngineConfig | None = None,
     out_dtype: np.dtype | None = None,
+    hooks: Hooks | None = None,
 ) -> Iterator[tuple[Any, np.ndarray]]:
-    """Like ``upscale_frames`` for (payload, image) pairs; the payload (e.g. a timestamp) rides along."""
+    """Like ``upscale_frames`` for (payload, image) pairs; the payload (e.g. a timestamp) rides along.
+    ``hooks`` (resume, re-reading, temporaries, progress) are for long jobs; see :class:`Hooks`."""
     cfg = resolve_precision(config or make_config(), model.spec)
     model = prepare_model(model, cfg)
     channels = model.spec.channels
@@ -313,19 +303,30 @@ def upscale_stream(
 
     def items() -> Iterator[Item]:
         for payload, image in frames:
-            dtypes.append(image.dtype)
+            if not dtypes:
+                dtypes.append(image.dtype)
             yield image_to_item(image, channels, payload)
 
-    for item, y in _schedule(model, cfg, items()):
+    two = None
+    if model.spec.temporal.kind == "bidirectional":
+        from vsrkit.infer import twopass
+
+        def to_item(payload: Any, image: np.ndarray) -> Item:
+            if not dtypes:
+                dtypes.append(image.dtype)
+            return image_to_item(image, channels, payload)
+
+        two = twopass.ImageInput(frames, to_item, hooks.reopen if hooks else None)
+    for item, y in _schedule(model, cfg, items(), hooks, frames=two):
         dt = out_dtype or dtypes[0]
         yield item.payload, item_to_image(item, y, channels, dt)
 
 
-def upscale_tensor(model: torch.nn.Module, frames: torch.Tensor, config: EngineConfig | None = None) -> torch.Tensor:
-    """(T, c, h, w) float in [0, 1] through the engine's schedule -> (T, c, sh, sw), unclamped."""
+def upscale_tensor(model: torch.nn.Module, frames: torch.Tensor, config: EngineConfig | None = None,
+                   hooks: Hooks | None = None) -> torch.Tensor:
+    """(T, c, h, w) float in [0, 1] through the engine's schedule -> (T', c, sh, sw), unclamped (T' = T minus
+    ``hooks.start``)."""
     cfg = resolve_precision(config or make_config(), model.spec)
     model = prepare_model(model, cfg)
     items = (Item(x=f.float(), side=None, grey=False, alpha=False, payload=None) for f in frames)
-    return torch.stack([y for _, y in _schedule(model, cfg, items)])
-
-
+    return torch.stack([y for _, y in _schedule(model, cfg, items, hooks)])

@@ -46,7 +46,6 @@ class EngineConfig:
     channels_last: bool = True  # channels-last weights and activations (frames of a clip each channels-last)
     compile: bool = False  # torch.compile the model's parts (``prepare_model``)
     auto_precision: bool = False  # precision still to be chosen for the model (``resolve_precision``)
-    keep_backward: bool = True  # two-pass: pass 2 reuses pass 1's backward features of the first block
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -175,9 +174,14 @@ def resolve_precision(cfg: EngineConfig, spec: ModelSpec, say: Callable[[str], N
                 why = f"bf16 is native here ({unit}) but runs at {gain:.2f}x the fp32 speed"
     else:
         why = f"no low-precision fast path on {dev.type}"
-    name = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[low]
-    tell(f"precision auto: {name} ({why})")
-    return dataclasses.replace(cfg, autocast_dtype=low, auto_precision=False)
+    cfg = dataclasses.replace(cfg, autocast_dtype=low, auto_precision=False)
+    tell(f"precision auto: {precision_name(cfg)} ({why})")
+    return cfg
+
+
+def precision_name(cfg: EngineConfig) -> str:
+    """fp32, bf16 or fp16: the precision ``cfg`` runs in (after ``resolve_precision``)."""
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[cfg.autocast_dtype]
 
 
 def set_threads(threads: int | None) -> None:

@@ -92,6 +92,7 @@ class Writer:
                 n += 1
                 if self._done is not None:
                     self._done(n)
+                self._q.task_done()
         except BaseException as e:
             self._error = e
 
@@ -112,6 +113,17 @@ class Writer:
                 return
             except queue.Full:
                 continue
+
+    def drain(self) -> None:
+        """Wait until every call queued so far is done (the thread keeps running); raises its error, if any."""
+        with self._q.all_tasks_done:
+            while self._q.unfinished_tasks:
+                if self._error is not None or not self._thread.is_alive():
+                    break
+                self._q.all_tasks_done.wait(_POLL)
+        self._check()
+        if not self._thread.is_alive():
+            raise RuntimeError("the writer thread has stopped")
 
     def finish(self) -> None:
         """Wait until every queued call is done; raises the writer thread's error, if any."""

@@ -1,24 +1,28 @@
-"""Writing videos and image sequences on PyAV: :class:`VideoWriter`.
+"""Writing videos, image sequences and single images on PyAV: :class:`VideoWriter`.
 
-Writing
-    ``.mp4``/``.m4v``/``.mov``/``.mkv``: H.264 (libx264, ``crf``, ``preset``, ``pix_fmt``), BT.709
-    tagged, keeping the source's time base and every frame's pts (variable frame rate survives; mp4/mov
-    exactly, including a non-zero start; Matroska stores timestamps in milliseconds). Audio
-    and subtitle streams of ``source`` are copied packet by packet (interleaved while writing); an audio
-    codec the container cannot hold is re-encoded to AAC, a subtitle codec it cannot hold is dropped,
-    both with a warning. Alpha is dropped (warning); 16-bit frames are converted to ``pix_fmt``.
+What is written (``output_kind``)
+    ``.mp4``/``.m4v``/``.mov``/``.mkv``: a video. A path ending with ``/``, an existing folder, or a name without
+    an extension that does not exist yet: a folder of PNG frames (``00000000.png``, ...; grey, alpha and 16-bit
+    kept). ``.png``/``.jpg``/``.jpeg``/``.tif``/``.tiff``/``.bmp``: one image, for a single image in. Any
+    other extension is a one-line error that lists these.
 
-    Odd sizes: chroma-subsampled ``pix_fmt`` (yuv420p needs even width and height, yuv422p even width)
-    are **padded** by repeating the last column/row, so no picture content is lost; the encoded picture
-    is then one pixel wider/taller than ``width``/``height`` (a warning says so). ``yuv444p`` keeps
-    the exact size.
+Videos
+    H.264 (libx264, ``crf``, ``preset``, ``pix_fmt``), BT.709 tagged, keeping the source's time base and every
+    frame's pts (variable frame rate survives; mp4/mov exactly, including a non-zero start; Matroska stores
+    timestamps in milliseconds). Audio and subtitle streams of ``source`` are copied packet by packet,
+    interleaved; an audio codec the container cannot hold is re-encoded to AAC, a subtitle codec it cannot
+    hold is dropped, both with a warning. Alpha is dropped (warning); 16-bit frames are converted to ``pix_fmt``.
+    Odd sizes with chroma-subsampled ``pix_fmt`` (yuv420p needs even width and height, yuv422p even width) are
+    **padded** by repeating the last column/row (a warning says so); ``yuv444p`` keeps the exact size.
 
-    Any other path (no video suffix, an existing folder, or a path ending with ``/``) is a PNG folder:
-    ``00000000.png``, ``00000001.png``, ... keeping grey, alpha and 16-bit.
-
-    Output goes to a hidden temporary file/folder beside the final path and is renamed into place only
-    by a successful :meth:`VideoWriter.close`; :meth:`VideoWriter.abort` (also called by ``__exit__`` on an
-    exception) deletes it, so nothing is ever left under the final name by a failed run.
+Temporary files, segments and resuming
+    Everything is written in a work folder (``workdir``, by default the job folder of ``vsrkit.jobs`` beside the
+    output) and renamed into place only by a successful :meth:`VideoWriter.close`; :meth:`VideoWriter.abort`
+    (also called by ``__exit__`` on an exception) deletes it, so nothing is ever left under the final name. A
+    video is encoded in segments of ``segment`` frames, each a complete file starting with a keyframe; ``close``
+    joins them (packets copied, not re-encoded) and adds the audio. With ``resume=True`` the frames or complete
+    segments already in ``workdir`` are checked and kept (``frames_written`` says how many); the same frames
+    written in one go or resumed give the same file.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import io
 import logging
 import math
 import os
+import re
 import shutil
 from collections import deque
 from fractions import Fraction
@@ -37,23 +42,53 @@ import numpy as np
 
 from vsrkit.errors import VsrkitError
 from vsrkit.io.reader import (
-    _ARRAY_FORMATS, _DEFAULT_LAYOUTS, _PNG_FORMATS, _PNG_NAME, _WRITE_FORMATS, VIDEO_SUFFIXES, VideoInfo, _is_yuv,
-    _one_line,
+    _ARRAY_FORMATS, _DEFAULT_LAYOUTS, _PNG_FORMATS, _PNG_NAME, _WRITE_FORMATS, IMAGE_SUFFIXES, VideoInfo, _is_yuv,
+    _one_line, _open,
 )
 
-__all__ = ["VideoWriter", "check_output", "is_image_folder_output"]
+__all__ = ["VideoWriter", "check_output", "is_image_folder_output", "output_kind", "DEFAULT_SEGMENT"]
 
 log = logging.getLogger(__name__)
 
+DEFAULT_SEGMENT = 120  # frames per video segment: what a resumed run may have to redo
+# suffix -> (encoder, pixel formats by (channels, bits) it takes) for single-image outputs
+_IMAGE_WRITERS = {
+    ".png": "png", ".jpg": "mjpeg", ".jpeg": "mjpeg", ".tif": "tiff", ".tiff": "tiff", ".bmp": "bmp",
+}
+_ACCEPTED = ("a video (.mp4, .m4v, .mov, .mkv), a folder of PNG frames (a name ending with / or without an "
+             "extension), or for a single image in: one image (.png, .jpg, .tif, .bmp)")
+_SEGMENT_NAME = re.compile(r"^seg(\d{6})\.mp4$")
+
+
+def output_kind(path: str | os.PathLike, single_image: bool = False) -> str:
+    """What ``path`` asks for: ``"video"``, ``"frames"`` (a PNG folder) or ``"image"`` (one image, only for a
+    single image in); a one-line error for anything else."""
+    s = os.fspath(path)
+    if s.endswith(("/", os.sep)) or os.path.isdir(s):
+        return "frames"
+    suffix = Path(s).suffix.lower()
+    if suffix in _WRITE_FORMATS:
+        return "video"
+    if suffix == "":
+        if os.path.lexists(s):
+            raise VsrkitError(f"{s}: exists as a file; a name without an extension is a folder of PNG frames "
+                              f"(give a video or image name, or another folder)")
+        return "frames"
+    if suffix in _IMAGE_WRITERS:
+        if single_image:
+            return "image"
+        raise VsrkitError(f"{s}: a {suffix} output holds one image but the input has several frames; "
+                          f"write {_ACCEPTED}")
+    raise VsrkitError(f"{s}: cannot write {suffix} files; write {_ACCEPTED}")
 
 
 def is_image_folder_output(path: str | os.PathLike) -> bool:
-    """True if ``path`` names a PNG-folder output: an existing folder, a path ending with a path
-    separator, or a path without a video suffix (``.mp4``, ``.mkv``, ...)."""
+    """True if ``path`` names a PNG-folder output: an existing folder, a path ending with a path separator,
+    or a name without an extension."""
     s = os.fspath(path)
     if s.endswith(("/", os.sep)) or os.path.isdir(s):
         return True
-    return Path(s).suffix.lower() not in VIDEO_SUFFIXES
+    return Path(s).suffix == ""
 
 
 # --------------------------------------------------------------------------------------- writing
@@ -68,33 +103,44 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def check_output(path: str | os.PathLike, source: str | os.PathLike | None = None, overwrite: bool = False) -> None:
     """Refuse an output that is the input (also through a link), or that exists without ``overwrite``."""
+    from vsrkit.jobs import check_name
+
     final = Path(path)
+    check_name(final)
     if source is not None and _same_file(final, Path(source)):
         raise VsrkitError(f"{final}: output is the input file; choose another output")
     if final.exists() and not overwrite:
         raise VsrkitError(f"{final}: output already exists (pass --overwrite to replace it)")
 
 
+def _write_error(path: Path, what: str, e: BaseException) -> VsrkitError:
+    msg = e.strerror if isinstance(e, OSError) and e.strerror else _one_line(e)
+    return VsrkitError(f"{path}: {what} failed: {msg}")
+
+
 class VideoWriter:
-    """Write frames to an H.264 video (``.mp4``/``.m4v``/``.mov``/``.mkv``) or a PNG folder.
+    """Write frames to an H.264 video, a PNG folder or one image (see the module docstring).
 
     ``source`` (the input's :class:`VideoInfo`) gives frame rate, time base and the audio/subtitle
     streams to copy; ``fps`` is used when there is no source rate (default 25). ``write`` takes
     ``height x width x C`` (or ``height x width``) uint8/uint16 arrays; C and dtype may be 1/3/4 and
     8/16-bit whatever ``channels``/``bit_depth`` say (those document the expected frames). ``pts`` is in
     the source time base (missing: the frame index at the source rate); it must increase.
-    See the module docstring for odd sizes, alpha, temporary names and stream copying.
     """
 
     def __init__(self, path: str | os.PathLike, *, width: int, height: int, source: VideoInfo | None = None,
                  crf: int = 18, preset: str = "medium", pix_fmt: str = "yuv420p", channels: int = 3,
-                 bit_depth: int = 8, overwrite: bool = False, fps: Fraction | float | None = None) -> None:
+                 bit_depth: int = 8, overwrite: bool = False, fps: Fraction | float | None = None,
+                 single_image: bool = False, workdir: str | os.PathLike | None = None,
+                 segment: int = DEFAULT_SEGMENT, resume: bool = False) -> None:
         self.path = Path(path)
         self.width, self.height = int(width), int(height)
         self.source = source
         self.channels, self.bit_depth = channels, bit_depth
-        self.is_folder = is_image_folder_output(path)
+        self.kind = output_kind(path, single_image)
+        self.is_folder = self.kind == "frames"
         self.frames_written = 0
+        self.segment = max(1, int(segment))
         self._closed = False
         self._container: av.container.OutputContainer | None = None
         self._src: av.container.InputContainer | None = None
@@ -102,13 +148,14 @@ class VideoWriter:
         self._png_key: tuple[int, int] | None = None
         self._warned: set[str] = set()
         self._last_pts: int | None = None
+        self._seg: av.container.OutputContainer | None = None
+        self._seg_index = -1
+        self._job = None
+        self._crf, self._preset, self._pix_fmt = crf, preset, pix_fmt
         if self.width <= 0 or self.height <= 0:
             raise VsrkitError(f"{self.path}: invalid output size {width}x{height}")
         final = self.path
         check_output(final, source.path if source is not None else None, overwrite)
-        if not self.is_folder and final.suffix.lower() not in _WRITE_FORMATS:
-            raise VsrkitError(f"{final}: cannot write {final.suffix} video; use .mp4, .mkv, .mov or .m4v "
-                              "(or a folder for PNG frames)")
         if final.exists():
             if self.is_folder and final.is_dir():
                 others = [q.name for q in final.iterdir() if not _PNG_NAME.match(q.name)]
@@ -117,82 +164,182 @@ class VideoWriter:
                                       "refusing to replace it")
             elif self.is_folder != final.is_dir():
                 raise VsrkitError(f"{final}: exists as a {'folder' if final.is_dir() else 'file'}; "
-                                  "cannot replace it with a " + ("PNG folder" if self.is_folder else "video"))
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tag = f".{final.name}.partial-{os.getpid()}"
-        self._tmp = final.parent / (tag if self.is_folder else tag + final.suffix)
-        if self._tmp.is_dir():
-            shutil.rmtree(self._tmp)
-        elif self._tmp.exists():
-            self._tmp.unlink()
-
+                                  "cannot replace it with a " + ("PNG folder" if self.is_folder else self.kind))
         src_fps = source.fps if source is not None and source.fps else None
         self.fps = Fraction(src_fps or fps or 25).limit_denominator(1_000_000)
         tb = source.time_base if source is not None and source.time_base and not source.is_image_sequence else None
         self.time_base = Fraction(tb) if tb else 1 / self.fps
-        if self.is_folder:
-            self._tmp.mkdir()
-            if source is not None and source.has_audio:
-                log.warning("%s: PNG folder output: the audio of %s is not kept", final, source.path)
-            return
+        if self.kind == "video":
+            self._check_pix_fmt(pix_fmt)
+        if workdir is None:
+            from vsrkit.jobs import Job
+
+            self._job = Job(final).open()
+            workdir = self._job.dir
+        self.workdir = Path(workdir)
         try:
-            self._open_video(final, crf, preset, pix_fmt)
-        except BaseException:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            if self.kind == "frames":
+                self._frames_dir = self.workdir / "frames"
+                if resume and self._frames_dir.is_dir():
+                    self._keep_frames()
+                else:
+                    shutil.rmtree(self._frames_dir, ignore_errors=True)
+                    self._frames_dir.mkdir()
+                if source is not None and source.has_audio:
+                    log.warning("%s: PNG folder output: the audio of %s is not kept", final, source.path)
+            elif self.kind == "video":
+                self._segments = self.workdir / "segments"
+                if resume and self._segments.is_dir():
+                    self._keep_segments()
+                else:
+                    shutil.rmtree(self._segments, ignore_errors=True)
+                    self._segments.mkdir()
+        except VsrkitError:
             self.abort()
             raise
+        except OSError as e:
+            self.abort()
+            raise _write_error(final, "preparing the output", e) from None
+
+    # resuming
+    def _keep_frames(self) -> None:
+        """Keep the frames 0, 1, ... already written that decode to the expected size; remove the rest."""
+        n = 0
+        while True:
+            f = self._frames_dir / f"{n:08d}.png"
+            if not f.is_file():
+                break
+            try:
+                with _open(f) as c:
+                    fr = next(c.decode(video=0))
+                ok = (fr.width, fr.height) == (self.width, self.height)
+            except (av.error.FFmpegError, OSError, ValueError, StopIteration, UnicodeDecodeError):
+                ok = False
+            if not ok:
+                break
+            n += 1
+        for q in self._frames_dir.iterdir():
+            m = _PNG_NAME.match(q.name)
+            if not m or int(q.stem) >= n:
+                q.unlink()
+        self.frames_written = n
+
+    def _keep_segments(self) -> None:
+        """Keep the complete segments 0, 1, ... (each of ``segment`` frames, decodable); remove the rest."""
+        n = 0
+        last_pts = None
+        while True:
+            f = self._segments / f"seg{n:06d}.mp4"
+            if not f.is_file():
+                break
+            try:
+                with _open(f) as c:
+                    s = c.streams.video[0]
+                    pts = [p.pts for p in c.demux(s) if p.size]
+                ok = len(pts) == self.segment and None not in pts
+            except (av.error.FFmpegError, OSError, ValueError, IndexError, UnicodeDecodeError):
+                ok = False
+            if not ok:
+                break
+            last_pts = round(max(pts) * s.time_base / self.time_base)
+            n += 1
+        for q in self._segments.iterdir():
+            m = _SEGMENT_NAME.match(q.name)
+            if not m or int(m.group(1)) >= n:
+                q.unlink()
+        self.frames_written = n * self.segment
+        self._last_pts = last_pts
+
+    def truncate(self, n: int) -> None:
+        """Drop the frames from ``n`` on (a resumed run redoes them); for a video ``n`` is a segment boundary."""
+        if n >= self.frames_written:
+            return
+        if self.kind == "frames":
+            for q in self._frames_dir.iterdir():
+                if _PNG_NAME.match(q.name) and int(q.stem) >= n:
+                    q.unlink()
+        elif self.kind == "video":
+            if n % self.segment:
+                raise ValueError(f"a video resumes at a segment boundary, not at frame {n}")
+            for q in self._segments.iterdir():
+                m = _SEGMENT_NAME.match(q.name)
+                if m and int(m.group(1)) >= n // self.segment:
+                    q.unlink()
+            self._last_pts = None
+            if n:
+                with _open(self._segments / f"seg{n // self.segment - 1:06d}.mp4") as c:
+                    s = c.streams.video[0]
+                    self._last_pts = round(max(p.pts for p in c.demux(s) if p.size) * s.time_base / self.time_base)
+        else:
+            self._image = None
+        self.frames_written = n
 
     # setup
-    def _open_video(self, final: Path, crf: int, preset: str, pix_fmt: str) -> None:
+    def _check_pix_fmt(self, pix_fmt: str) -> None:
         try:
             vf = av.VideoFormat(pix_fmt)
         except (ValueError, av.error.FFmpegError):
-            raise VsrkitError(f"{final}: unknown pixel format {pix_fmt!r}") from None
+            raise VsrkitError(f"{self.path}: unknown pixel format {pix_fmt!r}") from None
         sub_w = vf.chroma_width(2) < 2 if _is_yuv(vf) else False
         sub_h = vf.chroma_height(2) < 2 if _is_yuv(vf) else False
         self.enc_width = self.width + (self.width % 2 if sub_w else 0)
         self.enc_height = self.height + (self.height % 2 if sub_h else 0)
         if (self.enc_width, self.enc_height) != (self.width, self.height):
             log.warning("%s: %s needs even sizes: %dx%d is padded to %dx%d by repeating the last column/row",
-                        final, pix_fmt, self.width, self.height, self.enc_width, self.enc_height)
-        self.pix_fmt = pix_fmt
-        fmt = _WRITE_FORMATS[final.suffix.lower()]
-        opts = {}
-        if fmt in ("mp4", "mov"):
-            # edit lists (start offsets) are in the movie timescale, 1 ms by default: make it exact
-            den = self.time_base.denominator
-            ts = den * 1000 // math.gcd(den, 1000)
-            opts["movie_timescale"] = str(ts if ts < 2**31 else min(den, 2**31 - 1))
-        self._container = c = av.open(str(self._tmp), "w", format=fmt, options=opts)
+                        self.path, pix_fmt, self.width, self.height, self.enc_width, self.enc_height)
+        self._yuv = _is_yuv(vf)
+
+    def _mp4_options(self) -> dict[str, str]:
+        # edit lists (start offsets) are in the movie timescale, 1 ms by default: make it exact
+        den = self.time_base.denominator
+        ts = den * 1000 // math.gcd(den, 1000)
+        return {"movie_timescale": str(ts if ts < 2**31 else min(den, 2**31 - 1))}
+
+    def _open_segment(self, index: int) -> None:
+        """Start segment ``index``: its own H.264 stream, so that it decodes on its own."""
+        path = self._segments / f"seg{index:06d}.part.mp4"
+        self._seg = c = av.open(str(path), "w", format="mp4", options=self._mp4_options())
+        self._seg_index = index
         try:
             s = c.add_stream("libx264", rate=self.fps)
         except (av.error.FFmpegError, ValueError) as e:
-            raise VsrkitError(f"{final}: H.264 encoder unavailable: {_one_line(e)}") from None
+            raise VsrkitError(f"{self.path}: H.264 encoder unavailable: {_one_line(e)}") from None
         cc = s.codec_context
         cc.width, cc.height = self.enc_width, self.enc_height
         try:
-            cc.pix_fmt = pix_fmt
+            cc.pix_fmt = self._pix_fmt
         except (ValueError, av.error.FFmpegError) as e:
-            raise VsrkitError(f"{final}: pixel format {pix_fmt!r}: {_one_line(e)}") from None
+            raise VsrkitError(f"{self.path}: pixel format {self._pix_fmt!r}: {_one_line(e)}") from None
         cc.time_base = self.time_base
         s.time_base = self.time_base
         cc.framerate = self.fps
-        cc.options = {"crf": str(crf), "preset": str(preset)}
-        self._yuv = _is_yuv(vf)
+        cc.options = {"crf": str(self._crf), "preset": str(self._preset)}
         if self._yuv:
             cc.colorspace = 1
             cc.color_primaries = 1
             cc.color_trc = 1
-            cc.color_range = 2 if pix_fmt.startswith("yuvj") else 1
-        self._vstream = s
-        self._copies: dict[int, tuple[av.stream.Stream, object]] = {}
-        if self.source is not None and not self.source.is_image_sequence:
-            self._setup_copies(final)
+            cc.color_range = 2 if self._pix_fmt.startswith("yuvj") else 1
+        self._seg_stream = s
+
+    def _close_segment(self) -> None:
+        """Flush and finish the open segment, then give it its final name (complete segments only)."""
+        c, s = self._seg, self._seg_stream
+        try:
+            for p in s.encode(None):
+                c.mux(p)
+            c.close()
+        except (av.error.FFmpegError, OSError, ValueError) as e:
+            raise _write_error(self.path, f"writing segment {self._seg_index}", e) from None
+        self._seg = None
+        part = self._segments / f"seg{self._seg_index:06d}.part.mp4"
+        os.replace(part, self._segments / f"seg{self._seg_index:06d}.mp4")
 
     def _setup_copies(self, final: Path) -> None:
         """Add an output stream for each audio/subtitle stream of the source (copy or AAC)."""
         try:
-            self._src = av.open(self.source.path)
-        except (av.error.FFmpegError, OSError) as e:
+            self._src = _open(self.source.path)
+        except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:
             log.warning("%s: cannot reopen %s to copy its audio: %s", final, self.source.path, _one_line(e))
             return
         fmt = self._container.format.name.split(",")[0]
@@ -329,24 +476,60 @@ class VideoWriter:
         if self._closed:
             raise VsrkitError(f"{self.path}: writer is closed")
         a = self._check(image)
-        if self.is_folder:
-            self._write_png(a)
-        else:
-            self._write_video(a, pts)
+        try:
+            if self.kind == "frames":
+                self._write_png(a)
+            elif self.kind == "image":
+                if self.frames_written:
+                    raise VsrkitError(f"{self.path}: a single image output holds one frame")
+                self._image = a
+            else:
+                self._write_video(a, pts)
+        except VsrkitError:
+            raise
+        except (OSError, av.error.FFmpegError) as e:
+            raise _write_error(self.path, f"writing frame {self.frames_written}", e) from None
         self.frames_written += 1
 
-    def _write_png(self, a: np.ndarray) -> None:
+    def _encode_image(self, a: np.ndarray, codec: str) -> bytes:
+        """One picture with ``codec`` (png keeps grey, alpha and 16-bit; jpeg/bmp are 8-bit)."""
         key = (a.shape[2], 16 if a.dtype == np.uint16 else 8)
-        if self._png is None or self._png_key != key:
-            self._png = av.CodecContext.create("png", "w")
-            self._png.width, self._png.height = self.width, self.height
-            self._png.pix_fmt = _PNG_FORMATS[key]
-            self._png_key = key
-        frame = av.VideoFrame.from_ndarray(a[:, :, 0] if key[0] == 1 else a, format=_ARRAY_FORMATS[key])
-        if frame.format.name != _PNG_FORMATS[key]:
-            frame = frame.reformat(format=_PNG_FORMATS[key])
-        data = b"".join(bytes(p) for p in self._png.encode(frame))
-        (self._tmp / f"{self.frames_written:08d}.png").write_bytes(data)
+        if codec == "png":
+            fmt = _PNG_FORMATS[key]
+        else:
+            if key[1] == 16 and codec != "tiff":
+                a, key = (a >> 8).astype(np.uint8), (key[0], 8)
+            if codec == "mjpeg":
+                if key[0] == 4:
+                    a, key = a[:, :, :3], (3, 8)
+                fmt = "gray" if key[0] == 1 else "yuvj444p"
+            elif codec == "bmp":
+                fmt = {1: "gray", 3: "bgr24", 4: "bgra"}[key[0]]
+            else:
+                fmt = {(1, 8): "gray", (1, 16): "gray16le", (3, 8): "rgb24", (3, 16): "rgb48le", (4, 8): "rgba",
+                       (4, 16): "rgba64le"}[key]
+        if codec == "png" and self._png is not None and self._png_key == key:
+            cc = self._png
+        else:
+            cc = av.CodecContext.create(codec, "w")
+            cc.width, cc.height = self.width, self.height
+            cc.pix_fmt = fmt
+            cc.time_base = Fraction(1, 25)
+            if codec == "png":
+                self._png, self._png_key = cc, key
+        frame = av.VideoFrame.from_ndarray(a[:, :, 0] if key[0] == 1 else np.ascontiguousarray(a), format=_ARRAY_FORMATS[key])
+        if frame.format.name != fmt:
+            frame = frame.reformat(format=fmt)
+        data = b"".join(bytes(p) for p in cc.encode(frame))
+        if codec != "png":
+            data += b"".join(bytes(p) for p in cc.encode(None))
+        return data
+
+    def _write_png(self, a: np.ndarray) -> None:
+        data = self._encode_image(a, "png")
+        tmp = self._frames_dir / ".frame.tmp"
+        tmp.write_bytes(data)
+        os.replace(tmp, self._frames_dir / f"{self.frames_written:08d}.png")
 
     def _write_video(self, a: np.ndarray, pts: int | None) -> None:
         if pts is None:
@@ -370,40 +553,85 @@ class VideoWriter:
         frame = av.VideoFrame.from_ndarray(a[:, :, 0] if c == 1 else np.ascontiguousarray(a),
                                            format=_ARRAY_FORMATS[(c, depth)])
         if self._yuv:
-            frame = frame.reformat(format=self.pix_fmt, src_colorspace=1, dst_colorspace=1,
-                                   src_color_range=2, dst_color_range=2 if self.pix_fmt.startswith("yuvj") else 1)
-        elif frame.format.name != self.pix_fmt:
-            frame = frame.reformat(format=self.pix_fmt)
+            frame = frame.reformat(format=self._pix_fmt, src_colorspace=1, dst_colorspace=1,
+                                   src_color_range=2, dst_color_range=2 if self._pix_fmt.startswith("yuvj") else 1)
+        elif frame.format.name != self._pix_fmt:
+            frame = frame.reformat(format=self._pix_fmt)
         frame.pts = pts
         frame.time_base = self.time_base
+        if self._seg is None:
+            self._open_segment(self.frames_written // self.segment)
         try:
-            for p in self._vstream.encode(frame):
-                self._mux_video(p)
+            for p in self._seg_stream.encode(frame):
+                self._seg.mux(p)
         except (av.error.FFmpegError, ValueError) as e:
+            if isinstance(e, OSError) and e.errno is not None:
+                raise
             raise VsrkitError(f"{self.path}: encoding frame {self.frames_written} failed: {_one_line(e)}") from None
+        if (self.frames_written + 1) % self.segment == 0:
+            self._close_segment()
+
+    # finishing
+    def _join(self) -> Path:
+        """The segments' packets and the source's audio/subtitles in the final container (no re-encoding)."""
+        suffix = self.path.suffix.lower()
+        fmt = _WRITE_FORMATS[suffix]
+        out = self.workdir / ("joined" + suffix)
+        segs = sorted(q for q in self._segments.iterdir() if _SEGMENT_NAME.match(q.name))
+        opts = self._mp4_options() if fmt in ("mp4", "mov") else {}
+        self._container = av.open(str(out), "w", format=fmt, options=opts)
+        last_dts = None
+        with _open(segs[0]) as first:
+            self._vstream = self._container.add_stream_from_template(first.streams.video[0])
+        self._copies = {}
+        if self.source is not None and not self.source.is_image_sequence:
+            self._setup_copies(self.path)
+        for seg in segs:
+            with _open(seg) as c:
+                s = c.streams.video[0]
+                for p in c.demux(s):
+                    if p.size == 0:
+                        continue
+                    # each segment's encoder starts its decode times a few frames early: keep them increasing
+                    if p.dts is not None and last_dts is not None and p.dts <= last_dts:
+                        p.dts = last_dts + 1
+                    last_dts = p.dts
+                    p.stream = self._vstream
+                    self._mux_video(p)
+        self._finish_copies()
+        self._container.close()
+        self._container = None
+        return out
 
     def _mux_video(self, p: av.Packet) -> None:
         if self._src is not None and p.dts is not None:
             self._pump(float(p.dts * p.time_base))
         self._container.mux(p)
 
-    # finishing
     def close(self) -> None:
-        """Flush the encoder, copy the remaining audio/subtitles, finalize and rename into place."""
+        """Finish the output (join the video's segments, copy the audio) and rename it into place."""
         if self._closed:
             return
         try:
             if self.frames_written == 0:
                 raise VsrkitError(f"{self.path}: no frames were written")
-            if not self.is_folder:
+            if self.kind == "video":
+                if self._seg is not None:
+                    self._close_segment()
                 try:
-                    for p in self._vstream.encode(None):
-                        self._mux_video(p)
-                    self._finish_copies()
-                    self._container.close()
+                    done = self._join()
+                except VsrkitError:
+                    raise
                 except (av.error.FFmpegError, OSError, ValueError) as e:
-                    raise VsrkitError(f"{self.path}: finishing the video failed: {_one_line(e)}") from None
-                self._container = None
+                    raise _write_error(self.path, "finishing the video", e) from None
+            elif self.kind == "image":
+                done = self.workdir / ("image" + self.path.suffix.lower())
+                try:
+                    done.write_bytes(self._encode_image(self._image, _IMAGE_WRITERS[self.path.suffix.lower()]))
+                except (av.error.FFmpegError, OSError, ValueError) as e:
+                    raise _write_error(self.path, "writing the image", e) from None
+            else:
+                done = self._frames_dir
             self._close_src()
             final = self.path
             if final.exists():  # overwrite was checked in __init__
@@ -411,8 +639,12 @@ class VideoWriter:
                     shutil.rmtree(final)
                 else:
                     final.unlink()
-            os.replace(self._tmp, final)
+            os.replace(done, final)
             self._closed = True
+            if self._job is not None:
+                self._job.finish()
+            elif self.kind != "frames":
+                shutil.rmtree(self.workdir / "segments", ignore_errors=True)
         except BaseException:
             self.abort()
             raise
@@ -425,23 +657,28 @@ class VideoWriter:
                 pass
             self._src = None
 
-    def abort(self) -> None:
-        """Stop and delete the temporary output; the final path is left untouched."""
+    def abort(self, keep: bool = False) -> None:
+        """Stop and delete what was written (``keep``: leave the work folder for a resumed run); the final
+        path is left untouched."""
         self._closed = True
-        if self._container is not None:
-            try:
-                self._container.close()
-            except Exception:
-                pass
-            self._container = None
+        for c in (self._container, self._seg):
+            if c is not None:
+                try:
+                    c.close()
+                except Exception:
+                    pass
+        self._container = self._seg = None
         self._close_src()
-        try:
-            if self._tmp.is_dir():
-                shutil.rmtree(self._tmp, ignore_errors=True)
-            elif self._tmp.exists():
-                self._tmp.unlink()
-        except OSError:
-            pass
+        if self._job is not None:
+            self._job.abort(keep=keep)
+        elif not keep:
+            for sub in ("frames", "segments"):
+                shutil.rmtree(self.workdir / sub, ignore_errors=True)
+            for q in ("joined" + self.path.suffix.lower(), "image" + self.path.suffix.lower()):
+                try:
+                    (self.workdir / q).unlink()
+                except OSError:
+                    pass
 
     def __enter__(self) -> "VideoWriter":
         return self

@@ -4,7 +4,9 @@ Super-Resolution and Beyond", CVPR 2021), compatible with BasicSR's ``basicvsr_a
 Parameter and buffer names are BasicSR's state-dict keys, so the released ``{'params': ...}``
 checkpoints load strictly without conversion.
 
-Both models are bidirectional recurrent networks that see the whole clip (``Temporal("sequence")``):
+Both models are bidirectional recurrent networks that see the whole clip (``Temporal("bidirectional")``: the
+engine streams them exactly in two passes through ``backward_pass``/``forward_pass`` and
+``iconvsr_backward``/``iconvsr_forward``, at the end of this file):
 
 - a backward pass runs from the last frame to the first, warping the propagated features with
   SpyNet flow to the previous frame and refining them with a residual trunk;
@@ -29,7 +31,7 @@ from vsrkit.models.layers.common import (
     ResidualBlockNoBN, flow_warp, load_official_weights, make_layer, pad_to_multiple, stack_frames, zeros_frame,
 )
 from vsrkit.models.layers.spynet import SpyNet
-from vsrkit.models.spec import ModelSpec, Temporal, TwoPass, pad_index
+from vsrkit.models.spec import Block, ModelSpec, Temporal, TwoPass, pad_index
 
 SCALE = 4
 SPYNET_MIN_SIZE = 33  # SpyNet's coarsest level is empty below 33 px; the engine pads smaller frames up to this
@@ -225,7 +227,11 @@ class IconVSR(nn.Module):
             raise ValueError("keyframe_stride must be >= 1")
         if temporal_padding < 1:
             raise ValueError("temporal_padding must be >= 1")
-        self.spec = ModelSpec(scale=SCALE, temporal=Temporal("sequence"), min_size=SPYNET_MIN_SIZE)
+        # keyframes depend on the video's length, which the engine's two passes know; EDVR's window needs
+        # 2 * temporal_padding frames on each side (the mirrored padding at the ends reaches that far).
+        # Frames are padded to at least SPYNET_MIN_SIZE and a multiple of 4 (EDVR's pyramid): 36 px at the least
+        self.spec = ModelSpec(scale=SCALE, temporal=Temporal("bidirectional"), size_multiple=4, min_size=SPYNET_MIN_SIZE,
+                              passes=TwoPass(iconvsr_backward, iconvsr_forward, context=2 * temporal_padding))
         self.num_feat = num_feat
         self.keyframe_stride = keyframe_stride
         self.temporal_padding = temporal_padding
@@ -299,54 +305,128 @@ class IconVSR(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------
-# Streaming adapter the engine uses (declared in ``BasicVSR.spec``; tested equal to ``BasicVSR.forward``):
-# the two propagation passes, resumable at any frame. The engine streams a long video through them block by
-# block (backward states saved at block boundaries, then recomputed), which gives exactly the whole-sequence
-# result in the memory of one block.
+# Streaming adapters the engine uses (declared in the specs; tested equal to ``forward``): the two propagation
+# passes, resumable at any frame. The engine streams a long video through them block by block (backward states
+# kept at block boundaries, then recomputed), which gives exactly the whole-sequence result in the memory of one
+# block. ``Block`` says where the block sits; ``x`` holds it with ``TwoPass.context`` frames on each side.
 
 
-def backward_pass(model: BasicVSR, x: torch.Tensor, state: torch.Tensor | None = None, has_next: bool = False) -> torch.Tensor:
-    """Backward propagation over ``x[b, L, 3, h, w]``; returns the backward features of its frames.
-
-    With ``has_next`` the last frame of ``x`` is the frame after the block: it only supplies the flow
-    that brings ``state`` (the backward feature of that frame) into the block.
-    """
-    b, L, c, h, w = x.shape
-    n = L - int(has_next)
+def backward_pass(model: BasicVSR, x: torch.Tensor, state: torch.Tensor | None, block: Block) -> tuple[torch.Tensor, torch.Tensor]:
+    """Backward propagation over the block: its backward features ``[b, n, num_feat, h, w]`` and the state to
+    hand to the previous block (the feature of its first frame). ``state`` is the backward feature of the frame
+    after the block; the flow to that frame brings it in."""
+    o, n = block.offset, block.size
+    seg = x[:, o : o + n + int(block.has_next)]  # the block and the frame after it
+    b, L, c, h, w = seg.shape
     flows = None
     if L > 1:
-        flows = model.spynet(x[:, :-1].reshape(-1, c, h, w), x[:, 1:].reshape(-1, c, h, w)).view(b, L - 1, 2, h, w)
-    feat = state if state is not None else zeros_frame(x[:, 0], model.num_feat)
+        flows = model.spynet(seg[:, :-1].reshape(-1, c, h, w), seg[:, 1:].reshape(-1, c, h, w)).view(b, L - 1, 2, h, w)
+    feat = state if state is not None else zeros_frame(seg[:, 0], model.num_feat)
     feats: list[torch.Tensor | None] = [None] * n
     for i in range(n - 1, -1, -1):
         if i < L - 1:
             feat = flow_warp(feat, flows[:, i].permute(0, 2, 3, 1))
-        feat = model.backward_trunk(torch.cat([x[:, i], feat], dim=1))
+        feat = model.backward_trunk(torch.cat([seg[:, i], feat], dim=1))
         feats[i] = feat
-    return stack_frames(feats)
+    return stack_frames(feats), feat
 
 
 def forward_pass(
-    model: BasicVSR, x: torch.Tensor, backward_feats: torch.Tensor, state: torch.Tensor | None = None, has_prev: bool = False
+    model: BasicVSR, x: torch.Tensor, backward_feats: torch.Tensor, state: torch.Tensor | None, block: Block
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Forward propagation fused with ``backward_feats`` and upsampled; returns (outputs, state).
-
-    With ``has_prev`` the first frame of ``x`` is the frame before the block, whose forward feature is
-    ``state``. The returned state is the forward feature of the block's last frame.
-    """
-    b, L, c, h, w = x.shape
-    off = int(has_prev)
+    """Forward propagation over the block fused with ``backward_feats`` and upsampled: (outputs, the forward
+    feature of its last frame). ``state`` is the forward feature of the frame before the block."""
+    o, n = block.offset, block.size
+    off = int(block.has_prev)
+    seg = x[:, o - off : o + n]  # the frame before the block and the block
+    b, L, c, h, w = seg.shape
     flows = None
     if L > 1:
-        flows = model.spynet(x[:, 1:].reshape(-1, c, h, w), x[:, :-1].reshape(-1, c, h, w)).view(b, L - 1, 2, h, w)
-    feat = state if state is not None else zeros_frame(x[:, 0], model.num_feat)
+        flows = model.spynet(seg[:, 1:].reshape(-1, c, h, w), seg[:, :-1].reshape(-1, c, h, w)).view(b, L - 1, 2, h, w)
+    feat = state if state is not None else zeros_frame(seg[:, 0], model.num_feat)
     outputs = []
-    for i in range(L - off):
+    for i in range(n):
         k = i + off
-        lr = x[:, k]
+        lr = seg[:, k]
         if k > 0:
             feat = flow_warp(feat, flows[:, k - 1].permute(0, 2, 3, 1))
         feat = model.forward_trunk(torch.cat([lr, feat], dim=1))
         fused = model.lrelu(model.fusion(torch.cat([backward_feats[:, i], feat], dim=1)))
         outputs.append(_reconstruct(model, fused, lr))
     return stack_frames(outputs), feat
+
+
+def _keyframe_window(i: int, total: int, temporal_padding: int) -> list[int]:
+    """The frames of keyframe ``i``'s EDVR window: ``temporal_pad_indices(total, p)[i : i + 2p + 1]`` without
+    building the whole list (a long video has many keyframes)."""
+    p = temporal_padding
+    out = []
+    for j in range(i - p, i + p + 1):
+        if j < 0:
+            out.append(pad_index(j, 0, total, p, "reflection_circle"))
+        elif j >= total:
+            out.append(pad_index(j, total - 1, total, p, "reflection_circle"))
+        else:
+            out.append(j)
+    return out
+
+
+def _block_keyframes(model: IconVSR, x: torch.Tensor, block: Block) -> dict[int, torch.Tensor]:
+    """EDVR features of the keyframes inside the block (every ``keyframe_stride``-th frame and the video's last)."""
+    last = block.total - 1
+    keys = [i for i in range(block.start, block.stop) if i % model.keyframe_stride == 0 or i == last]
+    feats = {}
+    for i in keys:
+        local = [j - block.first for j in _keyframe_window(i, block.total, model.temporal_padding)]
+        feats[i] = model.edvr(x[:, local])
+    return feats
+
+
+def iconvsr_backward(model: IconVSR, x: torch.Tensor, state: torch.Tensor | None, block: Block):
+    """IconVSR's backward propagation with refill at the block's keyframes; returns ((features, keyframe
+    features), state) like ``backward_pass``. ``x`` is padded to multiples of 4 (``spec.size_multiple``)."""
+    x = model.pad_spatial(x)
+    key_feats = _block_keyframes(model, x, block)
+    o, n = block.offset, block.size
+    seg = x[:, o : o + n + int(block.has_next)]
+    b, L, c, h, w = seg.shape
+    flows = None
+    if L > 1:
+        flows = model.spynet(seg[:, :-1].reshape(-1, c, h, w), seg[:, 1:].reshape(-1, c, h, w)).view(b, L - 1, 2, h, w)
+    feat = state if state is not None else zeros_frame(seg[:, 0], model.num_feat)
+    feats: list[torch.Tensor | None] = [None] * n
+    for i in range(n - 1, -1, -1):
+        if i < L - 1:
+            feat = flow_warp(feat, flows[:, i].permute(0, 2, 3, 1))
+        if block.start + i in key_feats:
+            feat = model.backward_fusion(torch.cat([feat, key_feats[block.start + i]], dim=1))
+        feat = model.backward_trunk(torch.cat([seg[:, i], feat], dim=1))
+        feats[i] = feat
+    return (stack_frames(feats), key_feats), feat
+
+
+def iconvsr_forward(model: IconVSR, x: torch.Tensor, feats, state: torch.Tensor | None, block: Block):
+    """IconVSR's forward propagation, refilled at keyframes and coupled with the backward features; returns
+    (outputs, state) like ``forward_pass``."""
+    h_in, w_in = x.shape[-2:]
+    x = model.pad_spatial(x)
+    backward_feats, key_feats = feats
+    o, n = block.offset, block.size
+    off = int(block.has_prev)
+    seg = x[:, o - off : o + n]
+    b, L, c, h, w = seg.shape
+    flows = None
+    if L > 1:
+        flows = model.spynet(seg[:, 1:].reshape(-1, c, h, w), seg[:, :-1].reshape(-1, c, h, w)).view(b, L - 1, 2, h, w)
+    feat = state if state is not None else zeros_frame(seg[:, 0], model.num_feat)
+    outputs = []
+    for i in range(n):
+        k = i + off
+        lr = seg[:, k]
+        if k > 0:
+            feat = flow_warp(feat, flows[:, k - 1].permute(0, 2, 3, 1))
+        if block.start + i in key_feats:
+            feat = model.forward_fusion(torch.cat([feat, key_feats[block.start + i]], dim=1))
+        feat = model.forward_trunk(torch.cat([lr, backward_feats[:, i], feat], dim=1))
+        outputs.append(_reconstruct(model, feat, lr))
+    return stack_frames(outputs)[..., : SCALE * h_in, : SCALE * w_in], feat

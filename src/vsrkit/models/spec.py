@@ -87,15 +87,60 @@ class Protocol:
 
 
 @dataclass(frozen=True)
+class Block:
+    """Where a block of frames sits in the video, for the resumable passes of a bidirectional model.
+
+    The passes get ``x[b, L, c, h, w]``: frames ``first .. first + L - 1`` of the video, which hold the block
+    ``start .. stop - 1`` and up to ``TwoPass.context`` frames on each side of it (fewer at the ends).
+    """
+
+    start: int  # video index of the block's first frame
+    stop: int  # one past its last frame
+    total: int  # frames in the whole video
+    first: int = -1  # video index of x[:, 0]; -1: the same as ``start``
+
+    def __post_init__(self) -> None:
+        if self.first < 0:
+            object.__setattr__(self, "first", self.start)
+        if not 0 <= self.first <= self.start < self.stop <= self.total:
+            raise ValueError(f"bad block {self}")
+
+    @property
+    def offset(self) -> int:
+        """Index in ``x`` of the block's first frame."""
+        return self.start - self.first
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+    @property
+    def has_prev(self) -> bool:
+        return self.start > 0
+
+    @property
+    def has_next(self) -> bool:
+        return self.stop < self.total
+
+
+@dataclass(frozen=True)
 class TwoPass:
     """The resumable passes of a bidirectional recurrent network (see ``vsrkit.models.basicvsr``).
 
-    ``backward(model, x[b, L, c, h, w], state, has_next) -> feats[b, n, ...]``;
-    ``forward(model, x, feats, state, has_prev) -> (y[b, n, c, sh, sw], state)``.
+    ``backward(model, x, state, block) -> (feats, state)``: the backward branch over the block, entering with
+    the backward state of frame ``block.stop`` (``None`` after the last frame); returns what the forward pass
+    needs (``feats``) and the backward state of frame ``block.start``.
+    ``forward(model, x, feats, state, block) -> (y[b, n, c, sh, sw], state)``: the forward branch and the
+    outputs of the block's n frames, entering with the forward state of frame ``block.start - 1`` (``None``
+    before the first frame); returns the forward state of its last frame.
+    ``context``: frames the passes need on each side of a block (flows, keyframe windows).
+    ``forward_cost``: time of ``forward`` over that of ``backward`` (measured), for progress estimates.
     """
 
     backward: Callable[..., Any]
     forward: Callable[..., Any]
+    context: int = 1
+    forward_cost: float = 1.5
 
 
 @dataclass(frozen=True)

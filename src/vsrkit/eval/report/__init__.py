@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from vsrkit.errors import VsrkitError
+from vsrkit.hub.checkpoint import write_atomic_text
 
 __all__ = ["load_results", "build_report", "write_report"]
 
@@ -251,12 +252,5 @@ def write_report(paths: list[str | os.PathLike], output: str | os.PathLike, titl
     evals, benches = load_results(paths)
     text = build_report(evals, benches, title)
     out = Path(output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    write_atomic_text(out, text)
     return out

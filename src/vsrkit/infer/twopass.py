@@ -1,0 +1,489 @@
+"""Exact two-pass streaming of bidirectional recurrent models (BasicVSR, IconVSR) over videos of any length.
+
+A bidirectional model's output at frame t depends on every frame after t (the backward branch) and every
+frame before it (the forward branch). The engine runs it in blocks of ``chunk`` frames, exactly:
+
+- **pass 0** reads the input once: the frame count (keyframes of IconVSR depend on it), the payloads and a
+  digest of every frame;
+- **pass 1** runs the backward branch from the last block to the first and keeps its state at the end of
+  every group of ``every`` blocks;
+- **pass 2** goes through the groups from the first: from a group's kept state it recomputes the states
+  entering each of its blocks (when ``every > 1``), then per block the backward features from that block's
+  state and the forward branch, and yields the outputs.
+
+The input is read again from its source (``Hooks.reopen``: the reader seeks to the keyframe before a block),
+and every re-read frame is checked against its digest; where the source cannot be re-read (a plain iterator,
+or seeking gives other pictures) the input is spooled once as compressed uint8/uint16 images, never float32.
+Temporary disk holds ``groups + every`` states (``Plan.disk``), chosen to fit ``Hooks.disk_budget``; the
+backward branch runs twice per frame (``every == 1``) or three times (``every > 1``). The result is the
+whole-video result for every block size and plan (tests compare them).
+
+Resuming: pass 1's states and a marker stay in the work folder; pass 2 restarts at a block boundary from the
+forward state handed to ``Hooks.on_state`` (the states are recomputed, nothing is approximated).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vsrkit.errors import VsrkitError
+from vsrkit.infer.colour import Item
+from vsrkit.infer.runtime import EngineConfig
+from vsrkit.infer.tiling import Runner
+from vsrkit.models.layers.common import channels_last_frames
+from vsrkit.models.spec import Block, ModelSpec
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BUDGET = 4 * 2**30  # temporary disk a plan may use unless told otherwise (bytes)
+CACHE_BYTES = 256 * 2**20  # decoded frames kept around re-read blocks (a keyframe interval, mostly)
+TEMP_PREFIX = "vsrkit-job-"  # temporary folders made here are found by the leftover sweep (vsrkit.jobs)
+
+
+# ------------------------------------------------------------------------------------------------- plan
+@dataclass(frozen=True)
+class Plan:
+    """How a two-pass run keeps its backward states: one per group of ``every`` blocks of ``block`` frames."""
+
+    frames: int
+    block: int
+    every: int
+    state_bytes: int  # one block-boundary state, all tiles
+    spool_bytes: int = 0  # the spooled input (0 when it is re-read from its source)
+
+    @property
+    def blocks(self) -> int:
+        return max(1, math.ceil(self.frames / self.block))
+
+    @property
+    def groups(self) -> int:
+        return math.ceil(self.blocks / self.every)
+
+    @property
+    def disk(self) -> int:
+        """Temporary disk at the peak: the kept states, a group's block states, the spool."""
+        group = self.every if self.every > 1 else 0
+        return (self.groups + group) * self.state_bytes + self.spool_bytes
+
+    @property
+    def backward_runs(self) -> float:
+        """Times the backward branch runs per frame: pass 1 (not over the first group), the group recompute
+        (not over a group's first block) and pass 2."""
+        b, k = self.blocks, self.every
+        first = min(k, b)
+        recompute = 0 if k == 1 else b - self.groups
+        return ((b - first) + recompute + b) / b
+
+
+def make_plan(frames: int, block: int, state_bytes: int, spool_bytes: int = 0, budget: float | None = None) -> Plan:
+    """The plan with the least recomputation whose temporary disk fits ``budget`` (else the smallest one)."""
+    budget = DEFAULT_BUDGET if budget is None else budget
+    plan = Plan(frames, block, 1, state_bytes, spool_bytes)
+    if plan.disk <= budget or plan.blocks <= 2:
+        return plan
+    best = None
+    for every in range(2, plan.blocks + 1):
+        p = Plan(frames, block, every, state_bytes, spool_bytes)
+        if p.disk <= budget:
+            return p
+        if best is None or p.disk < best.disk:
+            best = p
+        if p.groups + p.every > 2 * math.sqrt(plan.blocks) + 2 and p.every > math.sqrt(plan.blocks):
+            break
+    return best
+
+
+def state_bytes(model: torch.nn.Module, spec: ModelSpec, runner: Runner, h: int, w: int) -> int:
+    """Bytes of one block-boundary backward state at h x w (all tiles), measured on a small probe frame."""
+    m = max(64, spec.min_size)
+    m = -(-m // spec.size_multiple) * spec.size_multiple
+    x = torch.zeros(1, 1, spec.channels, m, m, device=runner.cfg.device)
+    if runner.cfg.channels_last:  # the model's weights are channels-last: so is the probe
+        x = channels_last_frames(x)
+    with torch.inference_mode():
+        _, st = spec.passes.backward(model, x, None, Block(0, 1, 1))
+    per_pixel = st.numel() * st.element_size() / (m * m)
+    if runner.cfg.autocast_dtype is not None:
+        per_pixel = max(per_pixel, st.numel() * 4 / (m * m))  # states may come out in float32 under autocast
+    pixels = 0
+    for _y0, _x0, th, tw in runner.tiles(h, w):
+        th = max(-(-th // spec.size_multiple) * spec.size_multiple, spec.min_size)
+        tw = max(-(-tw // spec.size_multiple) * spec.size_multiple, spec.min_size)
+        pixels += th * tw
+    return int(per_pixel * pixels) + 4096  # + the file's own bytes
+
+
+def plan_for(model: torch.nn.Module, cfg: EngineConfig, h: int, w: int, frames: int, channels: int,
+             rereads: bool, budget: float | None = None, bytes_per_sample: int = 1) -> Plan:
+    """The plan a run of ``frames`` frames of h x w will use (before reading them: ``frames`` may be the
+    container's count). ``rereads``: the input can be read again from its source (else it is spooled; its
+    size is then bounded by the raw frames)."""
+    spec: ModelSpec = model.spec
+    runner = Runner(model, spec, cfg)
+    sb = state_bytes(model, spec, runner, h, w)
+    spool = 0 if rereads else frames * h * w * channels * bytes_per_sample
+    return make_plan(frames, max(cfg.chunk, 1), sb, spool, budget)
+
+
+def free_bytes(folder: Path) -> int:
+    """Free space (bytes) for an unprivileged writer in the filesystem holding ``folder``."""
+    p = Path(folder)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    st = os.statvfs(p)
+    return st.f_bavail * st.f_frsize
+
+
+def check_space(plan: Plan, folder: Path, what: str = "two-pass streaming") -> None:
+    """A one-line error when ``folder`` has less free space than the plan needs."""
+    free = free_bytes(folder)
+    if plan.disk > free:
+        raise VsrkitError(f"{what} needs about {plan.disk / 2**30:.2f} GiB of temporary disk in {folder}, only "
+                          f"{free / 2**30:.2f} GiB is free (free some space, or lower --temp-disk to trade it for time)")
+
+
+# ------------------------------------------------------------------------------------------------- inputs
+def _digest(image: np.ndarray) -> bytes:
+    a = np.ascontiguousarray(image)
+    h = hashlib.blake2b(digest_size=16)
+    h.update(repr((a.shape, a.dtype.str)).encode())
+    h.update(memoryview(a).cast("B"))
+    return h.digest()
+
+
+class MemoryInput:
+    """Frames already in memory (``upscale_tensor``): nothing to re-read."""
+
+    def __init__(self, items: Iterable[Item]):
+        self._source = items
+        self.items: list[Item] = []
+        self.total = 0
+        self.digest = ""
+
+    def read_all(self, workdir: Path, progress: Callable[[int], None]) -> None:
+        self.items = list(self._source)
+        self.total = len(self.items)
+        self.size = tuple(self.items[0].x.shape[-2:]) if self.items else (0, 0)
+        progress(self.total)
+
+    def get(self, lo: int, hi: int) -> list[Item]:
+        return self.items[lo:hi]
+
+    def spool_bytes(self) -> int:
+        return 0
+
+
+class _Mismatch(Exception):
+    """A re-read frame is not the frame of the first pass."""
+
+
+class ImageInput:
+    """(payload, image) frames, read once in pass 0 (digests), then by blocks: from ``reopen`` when given,
+    else from a spool of compressed images written in pass 0."""
+
+    def __init__(self, frames: Iterable[tuple[Any, np.ndarray]], to_item: Callable[[Any, np.ndarray], Item],
+                 reopen: Callable[[int], Iterator[tuple[int, Any, np.ndarray]]] | None):
+        self._frames = frames
+        self._to_item = to_item
+        self._reopen = reopen
+        self.payloads: list[Any] = []
+        self.digests: list[bytes] = []
+        self.total = 0
+        self.digest = ""
+        self._spool: Path | None = None
+        self._spool_bytes = 0
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._cache_bytes = 0
+        self._cursor: Iterator[tuple[int, Any, np.ndarray]] | None = None
+        self._cursor_at = -1
+        self._block = 1
+        self.size = (0, 0)
+
+    # pass 0
+    def read_all(self, workdir: Path, progress: Callable[[int], None], block: int = 24) -> None:
+        self._block = block
+        spool = None if self._reopen is not None else workdir / "spool"
+        pending: list[np.ndarray] = []
+        whole = hashlib.blake2b(digest_size=16)
+        for payload, image in self._frames:
+            if not self.payloads:
+                self.size = tuple(image.shape[:2])
+            self.payloads.append(payload)
+            d = _digest(image)
+            self.digests.append(d)
+            whole.update(d)
+            if spool is not None:
+                pending.append(image)
+                if len(pending) == block:
+                    self._write_spool(spool, len(self.payloads) // block - 1, pending)
+                    pending = []
+            if len(self.payloads) % 16 == 0:
+                progress(len(self.payloads))
+        if spool is not None and pending:
+            self._write_spool(spool, (len(self.payloads) - 1) // block, pending)
+        self._spool = spool
+        self.total = len(self.payloads)
+        self.digest = whole.hexdigest()
+        progress(self.total)
+
+    def spool_bytes(self) -> int:
+        return self._spool_bytes
+
+    def _write_spool(self, spool: Path, b: int, images: list[np.ndarray]) -> None:
+        spool.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        for a in images:
+            np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
+        data = zlib.compress(buf.getvalue(), 1)
+        (spool / f"{b:08d}.npz1").write_bytes(data)
+        self._spool_bytes += len(data)
+
+    def _read_spool(self, b: int) -> list[np.ndarray]:
+        buf = io.BytesIO(zlib.decompress((self._spool / f"{b:08d}.npz1").read_bytes()))
+        out = []
+        while buf.tell() < len(buf.getbuffer()):
+            out.append(np.load(buf, allow_pickle=False))
+        return out
+
+    # re-reading
+    def _remember(self, i: int, image: np.ndarray) -> None:
+        if i in self._cache:
+            self._cache.move_to_end(i)
+            return
+        self._cache[i] = image
+        self._cache_bytes += image.nbytes
+        while self._cache_bytes > CACHE_BYTES and len(self._cache) > 2 * self._block + 16:
+            _, old = self._cache.popitem(last=False)
+            self._cache_bytes -= old.nbytes
+
+    def _from_source(self, lo: int, hi: int) -> None:
+        """Read frames [lo, hi) that are not cached: continue the open reader when it is just before them,
+        else reopen at lo (the reader starts at the keyframe before it; those frames are cached too)."""
+        need = [i for i in range(lo, hi) if i not in self._cache]
+        if not need:
+            return
+        first = need[0]
+        if self._cursor is None or not (self._cursor_at <= first <= self._cursor_at + 2 * self._block):
+            self._cursor = iter(self._reopen(first))
+            self._cursor_at = -1
+        for i, _payload, image in self._cursor:
+            if i >= self.total or _digest(image) != self.digests[i]:
+                raise _Mismatch(i)
+            self._remember(i, image)
+            self._cursor_at = i + 1
+            if i >= hi - 1:
+                return
+        self._cursor = None
+        if any(i not in self._cache for i in range(lo, hi)):
+            raise _Mismatch(lo)
+
+    def _spool_now(self, workdir: Path) -> None:
+        """Seeking gave other pictures: read the input once more from the start and spool it."""
+        log.warning("re-reading the input by seeking gave different pictures; spooling it instead")
+        self._cursor = None
+        self._cache.clear()
+        self._cache_bytes = 0
+        spool = workdir / "spool"
+        pending: list[np.ndarray] = []
+        n = 0
+        for i, _payload, image in self._reopen(0):
+            if i != n or i >= self.total or _digest(image) != self.digests[i]:
+                raise VsrkitError(f"the input changed while it was being upscaled (frame {i} differs on re-reading)")
+            pending.append(image)
+            n += 1
+            if len(pending) == self._block:
+                self._write_spool(spool, n // self._block - 1, pending)
+                pending = []
+        if pending:
+            self._write_spool(spool, (n - 1) // self._block, pending)
+        if n != self.total:
+            raise VsrkitError(f"the input changed while it was being upscaled ({n} frames on re-reading, {self.total} before)")
+        self._spool = spool
+        self._reopen = None
+
+    def get(self, lo: int, hi: int, workdir: Path | None = None) -> list[Item]:
+        if self._spool is not None:
+            images = {}
+            for b in range(lo // self._block, (hi - 1) // self._block + 1):
+                for j, a in enumerate(self._read_spool(b)):
+                    images[b * self._block + j] = a
+            return [self._to_item(self.payloads[i], images[i]) for i in range(lo, hi)]
+        try:
+            self._from_source(lo, hi)
+        except _Mismatch:
+            self._spool_now(workdir)
+            return self.get(lo, hi, workdir)
+        return [self._to_item(self.payloads[i], self._cache[i]) for i in range(lo, hi)]
+
+
+# ------------------------------------------------------------------------------------------------- run
+def _save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _load(path: Path) -> Any:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _cpu(state: dict[Any, torch.Tensor]) -> dict[Any, torch.Tensor]:
+    return {k: v.detach().cpu() for k, v in state.items()}
+
+
+class _Clock:
+    """Progress of the phases of a run, for ``Hooks.on_progress``."""
+
+    def __init__(self, hooks, phases):
+        self.hooks, self.phases = hooks, phases
+
+    def __call__(self, index: int, done: int) -> None:
+        if self.hooks.on_progress is not None:
+            self.hooks.on_progress(self.phases, index, done)
+
+
+def run(model: torch.nn.Module, spec: ModelSpec, runner: Runner, inp, cfg: EngineConfig, hooks) -> Iterator[tuple[Item, torch.Tensor]]:
+    """The two passes (see the module docstring); yields (item, output (c, sh, sw)) from ``hooks.start``."""
+    from vsrkit.infer.engine import Phase
+
+    k = max(cfg.chunk, 1)
+    passes = spec.passes
+    ctx = passes.context
+    own_dir = hooks.workdir is None
+    workdir = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX)) if own_dir else Path(hooks.workdir) / "twopass"
+    lock = None
+    try:
+        if own_dir:
+            from vsrkit.jobs import hold_lock
+
+            lock = hold_lock(workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        phases = [Phase("reading", None, 0.0), Phase("backward", None, 1.0), Phase("forward", None, 1.0 + passes.forward_cost)]
+        clock = _Clock(hooks, phases)
+
+        # pass 0: read everything once
+        if isinstance(inp, ImageInput):
+            inp.read_all(workdir, lambda n: clock(0, n), block=k)
+        else:
+            inp.read_all(workdir, lambda n: clock(0, n))
+        total = inp.total
+        if total == 0:
+            return
+        start = hooks.start
+        if start % k or start > total:
+            raise ValueError(f"two-pass runs resume at a block boundary (a multiple of {k}), not at frame {start}")
+        h, w = inp.size
+        plan = make_plan(total, k, state_bytes(model, spec, runner, h, w), inp.spool_bytes(), hooks.disk_budget)
+        check_space(plan, workdir)
+        nb, K = plan.blocks, plan.every
+        log.info("two-pass plan: %d frames in %d blocks of %d, a state every %d blocks, %.2f GiB of temporary disk, "
+                 "backward branch %.2f times per frame", total, nb, k, K, plan.disk / 2**30, plan.backward_runs)
+
+        def block(b: int) -> tuple[Block, int, int]:
+            a, e = b * k, min((b + 1) * k, total)
+            lo, hi = max(a - ctx, 0), min(e + ctx, total)
+            return Block(a, e, total, lo), lo, hi
+
+        def frames(lo: int, hi: int) -> tuple[list[Item], torch.Tensor]:
+            items = inp.get(lo, hi, workdir) if isinstance(inp, ImageInput) else inp.get(lo, hi)
+            return items, torch.stack([it.x for it in items])[None]
+
+        def backward_block(b: int, state: dict[Any, torch.Tensor]) -> dict[Any, torch.Tensor]:
+            """The backward state of block b's first frame, from the state of the frame after it."""
+            blk, lo, hi = block(b)
+            _, x = frames(lo, hi)
+            out: dict[Any, torch.Tensor] = {}
+
+            def back(t: torch.Tensor, key: Any) -> None:
+                prev = state.get(key)
+                _, out[key] = passes.backward(model, t, None if prev is None else prev.to(t.device), blk)
+
+            runner.each_tile(back, x)
+            return out
+
+        # pass 1: the backward branch from the last block; keep the state entering each group's last block
+        marker = workdir / "pass1.json"
+        fingerprint = {"frames": total, "block": k, "every": K, "digest": inp.digest, "tile": cfg.tile,
+                       "tile_overlap": cfg.tile_overlap}
+        done1 = marker.exists() and json.loads(marker.read_text()) == fingerprint
+        first_needed = K  # group 0's blocks are recomputed in pass 2 from the state entering block K - 1
+        phases[1].frames = 0 if done1 else max(0, total - min(first_needed * k, total))
+        phases[2].frames = total - start
+        phases[2].cost = 1.0 + passes.forward_cost + (1.0 if K > 1 else 0.0)
+        clock(1, 0)
+        if not done1:
+            marker.unlink(missing_ok=True)
+            state: dict[Any, torch.Tensor] = {}
+            done = 0
+            for b in reversed(range(nb)):
+                if b % K == K - 1 or b == nb - 1:
+                    _save(_cpu(state), workdir / f"group{b // K:06d}.pt")
+                if b < first_needed:
+                    break
+                state = backward_block(b, state)
+                done += block(b)[0].size
+                clock(1, done)
+            state = {}
+            marker.write_text(json.dumps(fingerprint))
+
+        # pass 2: group by group, block by block
+        fstate: dict[Any, torch.Tensor] = {}
+        if start:
+            fstate = {key: v.to(cfg.device) for key, v in dict(hooks.state or {}).items()}
+        b0 = start // k
+        done = 0
+        for g in range(b0 // K, plan.groups):
+            blocks = range(g * K, min((g + 1) * K, nb))
+            state = _load(workdir / f"group{g:06d}.pt")
+            if K > 1:  # the state entering each block of the group, from the group's kept state
+                for b in reversed(blocks):
+                    if b < b0:
+                        break
+                    _save(state, workdir / f"block{b:08d}.pt")
+                    if b > max(b0, blocks[0]):
+                        state = _cpu(backward_block(b, state))
+            for b in blocks:
+                if b < b0:
+                    continue
+                bstate = _load(workdir / f"block{b:08d}.pt") if K > 1 else state
+                blk, lo, hi = block(b)
+                if hooks.on_state is not None and hooks.state_every and blk.start % hooks.state_every == 0 \
+                        and blk.start > start:
+                    hooks.on_state(blk.start, _cpu(fstate))
+                items, x = frames(lo, hi)
+
+                def fwd(t: torch.Tensor, key: Any) -> torch.Tensor:
+                    bs = bstate.get(key)
+                    feats, _ = passes.backward(model, t, None if bs is None else bs.to(t.device), blk)
+                    y, fstate[key] = passes.forward(model, t, feats, fstate.get(key), blk)
+                    return y
+
+                y = runner.run(fwd, x)
+                for j in range(blk.size):
+                    yield items[blk.offset + j], y[0, j]
+                if K > 1:
+                    (workdir / f"block{b:08d}.pt").unlink(missing_ok=True)
+                done += blk.size
+                clock(2, done)
+    finally:
+        if own_dir:
+            shutil.rmtree(workdir, ignore_errors=True)
+            if lock is not None:
+                lock.close()

@@ -1,0 +1,1 @@
+"""Training: configs, losses, optimiser and schedule, EMA, the loop, checkpoints and distributed runs."""

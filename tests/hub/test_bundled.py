@@ -1,0 +1,141 @@
+"""The fast models trained by vsrkit ship inside the package: they load with no download, `vsrkit models` shows
+them as here, and they reproduce the validation PSNR of their model card (hub/cards.py, issue 13)."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from golden import data_path
+from vsrkit.cli.main import main
+from vsrkit.errors import VsrkitError
+from vsrkit.hub import download
+from vsrkit.hub.cards import HELD_OUT, VALIDATION_FRAMES, card_path, read_card, validate, write_heldout_frames
+from vsrkit.hub.checkpoint import load_with_meta, sha256_file
+from vsrkit.hub.loader import load_model
+from vsrkit.hub.pretrained import FAST_MODELS
+from vsrkit.hub.registry import CPU_DEFAULT_MODEL, DEFAULT_MODEL, FAST_MODEL, default_model, get_entry
+
+NAMES = sorted(FAST_MODELS)
+
+
+@pytest.fixture
+def offline(tmp_path, monkeypatch):
+    """An empty cache and no network: anything that is not bundled would fail to load."""
+    monkeypatch.setenv("VSRKIT_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("VSRKIT_OFFLINE", "1")
+    monkeypatch.setattr(download, "download", lambda *a, **k: pytest.fail("a bundled model tried to download"))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bundled_file_is_shipped_with_its_arguments(name):
+    _, entry = get_entry(name)
+    path = card_path(name, ".safetensors")
+    assert entry.weights.bundled and path.is_file()
+    assert path.stat().st_size < 2 * 2**20  # a few MB for all of them together
+    assert sha256_file(path) == entry.weights.sha256
+    _, meta = load_with_meta(path)
+    assert meta["arch"] == entry.arch and meta["kwargs"] == entry.kwargs  # saved with its constructor arguments
+    card = read_card(name)
+    assert card["name"] == name and card["weights"]["sha256"] == entry.weights.sha256
+    assert set(card["validation"]["clips"]) == set(HELD_OUT) and card["validation"]["frames"] == VALIDATION_FRAMES
+    assert card_path(name, ".md").is_file()
+    for clip in HELD_OUT:  # the held-out clips were not trained on
+        assert clip not in card["training"]["clips"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bundled_models_load_offline_and_are_listed(name, offline):
+    net = load_model(name)
+    assert not net.training and net.model_name == name
+    r = CliRunner().invoke(main, ["models"])
+    assert r.exit_code == 0, r.output
+    row = next(line for line in r.output.splitlines() if line.startswith(name + " "))
+    assert row.split()[2] == "yes"
+
+
+def test_corrupt_bundled_file_is_one_clear_error(tmp_path, monkeypatch, offline):
+    name = NAMES[0]
+    bad = tmp_path / "weights"
+    bad.mkdir()
+    data = bytearray(card_path(name, ".safetensors").read_bytes())
+    data[-1] ^= 1
+    (bad / f"{name}.safetensors").write_bytes(bytes(data))
+    monkeypatch.setattr(download, "BUNDLED_DIR", bad)
+    with pytest.raises(VsrkitError, match=f"{name}.*corrupt.*reinstall"):
+        load_model(name)
+    (bad / f"{name}.safetensors").unlink()
+    with pytest.raises(VsrkitError, match=f"{name}.*missing"):
+        load_model(name)
+
+
+def test_default_model_by_device():
+    assert default_model("cuda") == default_model("cuda:1") == DEFAULT_MODEL
+    assert default_model("cpu") == CPU_DEFAULT_MODEL
+    assert FAST_MODEL in FAST_MODELS
+
+
+def test_fast_flag_refuses_a_second_model(tmp_path):
+    r = CliRunner().invoke(main, ["upscale", str(tmp_path / "in.mp4"), "-o", str(tmp_path / "o.mp4"), "--fast",
+                                  "--model", "bicubic"])
+    assert r.exit_code == 2 and "--fast" in r.output
+
+
+@pytest.fixture(scope="module")
+def heldout(tmp_path_factory):
+    clips = data_path("clips")
+    return write_heldout_frames(clips, tmp_path_factory.mktemp("heldout"))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bundled_models_reproduce_their_card(name, heldout):
+    """The card's validation PSNR (Y) on the first frames of the held-out clips, within 0.05 dB."""
+    card = read_card(name)
+    for degradation, rows in card["validation"]["results"].items():
+        got = validate(name, heldout, degradation, metrics=("psnr",))
+        want = rows[name]
+        assert abs(got["overall"]["psnr"] - want["psnr"]) <= 0.05, (degradation, got, want)
+        for clip, values in want["clips"].items():
+            assert abs(got["clips"][clip]["psnr"] - values["psnr"]) <= 0.05, (degradation, clip)
+
+
+def _tiny_clip(path, n=3, w=32, h=24):
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        for i in range(n):
+            yy, xx = np.mgrid[0:h, 0:w]
+            img = np.stack([(xx * 8 + i * 10) % 256, (yy * 10) % 256, (xx + yy + i) % 256], -1).astype(np.uint8)
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+def test_cpu_default_hints_at_fast_and_fast_flag_uses_the_bundled_model(tmp_path, offline, monkeypatch):
+    from vsrkit import pipeline
+    from vsrkit.io import probe
+
+    src = _tiny_clip(tmp_path / "in.mp4")
+    asked: list = []
+    real_load = pipeline.load_model
+
+    def spy(name=None, **kw):
+        asked.append(name)
+        return real_load("bicubic-x4")  # stands in for the (large) default model
+
+    monkeypatch.setattr(pipeline, "load_model", spy)
+    said: list[str] = []
+    pipeline.upscale_file(src, tmp_path / "default.mp4", device="cpu", progress=False, say=said.append)
+    assert asked == [CPU_DEFAULT_MODEL]
+    assert any("--fast" in s and FAST_MODEL in s for s in said)
+    monkeypatch.setattr(pipeline, "load_model", real_load)
+    r = CliRunner().invoke(main, ["upscale", str(src), "-o", str(tmp_path / "fast.mp4"), "--fast", "--device", "cpu",
+                                  "-q"])
+    assert r.exit_code == 0, r.output
+    info = probe(tmp_path / "fast.mp4")
+    assert (info.width, info.height) == (128, 96)

@@ -1,0 +1,94 @@
+"""Small media helpers shared by the command-line and long-job tests: tiny clips, CLI runs, error checks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+from click.testing import CliRunner
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_clip(path: Path, n: int = 6, w: int = 32, h: int = 24, rate: int = 25, codec: str = "libx264",
+              pix_fmt: str = "yuv420p", rotation: int | None = None, hflip: bool = False) -> Path:
+    """A tiny moving-gradient clip (``rotation``: a display matrix as phones write it)."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=rate)
+        s.width, s.height, s.pix_fmt = w, h, pix_fmt
+        if rotation is not None:
+            s.set_display_rotation(rotation, hflip=hflip)
+        for i in range(n):
+            yy, xx = np.mgrid[0:h, 0:w]
+            img = np.stack([(xx * 8 + i * 10) % 256, (yy * 10) % 256, (xx + yy + i) % 256], -1).astype(np.uint8)
+            fr = av.VideoFrame.from_ndarray(img, format="rgb24")
+            for p in s.encode(fr):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+def write_png(path: Path, a: np.ndarray) -> Path:
+    """An H x W x C uint8/uint16 array as a PNG file."""
+    fmts = {(1, 1): "gray", (1, 2): "gray16be", (3, 1): "rgb24", (3, 2): "rgb48be", (4, 1): "rgba", (4, 2): "rgba64be"}
+    if a.ndim == 2:
+        a = a[:, :, None]
+    fmt = fmts[(a.shape[2], a.dtype.itemsize)]
+    arr_fmt = {"gray16be": "gray16le", "rgb48be": "rgb48le", "rgba64be": "rgba64le"}.get(fmt, fmt)
+    cc = av.CodecContext.create("png", "w")
+    cc.width, cc.height, cc.pix_fmt = a.shape[1], a.shape[0], fmt
+    fr = av.VideoFrame.from_ndarray(a[:, :, 0] if a.shape[2] == 1 else a, format=arr_fmt)
+    if fr.format.name != fmt:
+        fr = fr.reformat(format=fmt)
+    path.write_bytes(b"".join(bytes(p) for p in cc.encode(fr)))
+    return path
+
+
+def run(*args: str) -> tuple[int, str]:
+    """The command line in this process: (exit code, stdout + stderr)."""
+    from vsrkit.cli.main import main
+
+    r = CliRunner().invoke(main, [str(a) for a in args])
+    return r.exit_code, r.output
+
+
+def cli_command() -> list[str]:
+    return [sys.executable, "-m", "vsrkit.cli"]
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src")] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env.update(extra)
+    return env
+
+
+def run_child(*args: str, timeout: float = 120, **popen) -> subprocess.CompletedProcess:
+    """The command line in a child process (text output)."""
+    return subprocess.run(cli_command() + [str(a) for a in args], capture_output=True, text=True, timeout=timeout,
+                          env=popen.pop("env", child_env()), **popen)
+
+
+def assert_one_line_error(code: int, out: str, *needles: str) -> str:
+    """Exit code 2, exactly one ``vsrkit: error:`` line (warnings may come before it), no traceback."""
+    assert code == 2, out
+    assert "Traceback" not in out, out
+    lines = [line for line in out.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("vsrkit: error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], out
+    for n in needles:
+        assert n in errors[0], out
+    return errors[0]
+
+
+def decoded(path: Path) -> tuple[list[np.ndarray], list[int]]:
+    """Every decoded frame (rgb24) and its pts."""
+    with av.open(str(path)) as c:
+        frames = list(c.decode(c.streams.video[0]))
+    return [f.to_ndarray(format="rgb24") for f in frames], [f.pts for f in frames]
