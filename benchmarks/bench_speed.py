@@ -22,7 +22,7 @@ BasicVSR (two-pass streaming, 160x90).
 
     python benchmarks/bench_speed.py [--models basicvsr,iconvsr,edvr-m,rlsp-7-64,vrt,esr-tr] [--threads 1]
         [--size 180x320] [--frames 3] [--repeats 3] [--quality] [--e2e [--e2e-models M] [--e2e-frames N]]
-        [--compile] [--official DIR]
+        [--compile] [--jit] [--no-bf16] [--official DIR]
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -247,9 +248,9 @@ def bench_model(name: str, args, h: int, w: int) -> dict:
         variants = {"official": off, **variants}
     if args.compile:
         comp_model = copy.deepcopy(fast_model)
-        for child in comp_model.children():
+        for child in comp_model.children():  # as ``--compile`` does (``runtime.prepare_model``)
             if any(True for _ in child.parameters()):
-                child.compile(dynamic=False)
+                child.compile(dynamic=False, options={"freezing": True})
         comp_fn = runner(comp_model, kind, fast=True)
 
         def fp32c():
@@ -261,6 +262,16 @@ def bench_model(name: str, args, h: int, w: int) -> dict:
         fp32c()
         print(f"  compile warm-up {time.perf_counter() - start:.0f} s")
         variants["fp32+compile"] = fp32c
+    if args.jit:
+        jit_fn = jit_frozen(fast_model, kind, xcl)
+        if jit_fn is not None:
+            def fp32j():
+                with torch.inference_mode():
+                    return jit_fn(xcl)
+
+            variants["fp32+jit"] = fp32j
+    if args.no_bf16:
+        del variants["bf16"]
     # warm-up (oneDNN primitive caches), then interleaved repeats
     for fn in variants.values():
         fn()
@@ -285,16 +296,43 @@ def bench_model(name: str, args, h: int, w: int) -> dict:
     return row
 
 
+def jit_frozen(model: torch.nn.Module, kind: str, x: torch.Tensor) -> Callable | None:
+    """The fast path traced for this input shape, then ``torch.jit.freeze`` and ``optimize_for_inference``
+    (oneDNN-prepacked convolutions); None where tracing fails."""
+
+    class Traced(torch.nn.Module):
+        def __init__(self, m: torch.nn.Module):
+            super().__init__()
+            self.m = m
+            self.fn = runner(m, kind, fast=True)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fn(x)
+
+    try:
+        start = time.perf_counter()
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            traced = torch.jit.trace(Traced(copy.deepcopy(model)).eval(), (x,), check_trace=False)
+            frozen = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+            frozen(x)
+        print(f"  jit trace + freeze + optimize_for_inference: {time.perf_counter() - start:.0f} s")
+        return frozen
+    except Exception as e:  # noqa: BLE001 - a measurement: say why it is missing
+        print(f"  jit: not measured ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+        return None
+
+
 def print_row(row: dict) -> None:
     name, t, conv_ref = row["name"], row["times"], row["conv"]
     line = (f"{name:16s} {row['size']:>8s} {row['weights']:10s} {row['gflop']:7.1f} GFLOP/frame | "
             + " ".join(f"{k} {v:.3f}s" for k, v in t.items())
-            + f" | fp32 {t['fp32'] / t['ref']:.2f}x bf16 {t['bf16'] / t['ref']:.2f}x of ref")
+            + " | " + " ".join(f"{k} {v / t['ref']:.2f}x" for k, v in t.items() if k != "ref") + " of ref")
     if "official" in t:
-        line += f" | ref {t['ref'] / t['official']:.2f}x fp32 {t['fp32'] / t['official']:.2f}x bf16 {t['bf16'] / t['official']:.2f}x of official"
+        line += " | " + " ".join(f"{k} {v / t['official']:.2f}x" for k, v in t.items() if k != "official") + " of official"
     if "fp32+compile" in t:
         line += f" | compile {t['fp32+compile'] / t['fp32']:.2f}x of fp32"
-    frac = {k: row["gflop"] / t[k] / conv_ref[k] for k in ("ref", "fp32", "bf16")}
+    frac = {k: row["gflop"] / t[k] / conv_ref[k] for k in ("ref", "fp32", "bf16") if k in t}
     line += " | of large-conv throughput: " + " ".join(f"{k} {v:.0%}" for k, v in frac.items())
     line += " (conv " + " ".join(f"{k} {v:.0f}" for k, v in conv_ref.items()) + " GFLOP/s)"
     print(line, flush=True)
@@ -408,7 +446,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quality", action="store_true")
     ap.add_argument("--e2e", action="store_true")
-    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile (inductor, freezing) of each part")
+    ap.add_argument("--jit", action="store_true", help="also time the fast path traced, frozen and optimize_for_inference")
+    ap.add_argument("--no-bf16", action="store_true", help="skip the bf16 variant (slower than fp32 without AMX)")
     ap.add_argument("--e2e-models", default="", help="with --e2e: only these (rlsp-7-64, basicvsr-reds4)")
     ap.add_argument("--e2e-frames", type=int, default=0, help="with --e2e: frames per clip (default 40 / 20)")
     ap.add_argument("--official", type=Path, default=None, help="folder holding BasicSR/, RLSP/, eSR/, VRT/")

@@ -291,6 +291,28 @@ def test_writer_writes_in_order_in_its_own_thread_and_raises_its_error():
     w.close()
 
 
+def test_writer_drain_waits_for_the_queued_writes_and_keeps_the_thread():
+    """The job pipeline drains the writer before it saves a resume state (the frames before it are written)."""
+    out = []
+    w = Writer(lambda v: (time.sleep(0.02), out.append(v)), depth=4)
+    for i in range(4):
+        w.put(i)
+    w.drain()
+    assert out == [0, 1, 2, 3]
+    w.put(4)  # still running after a drain
+    w.finish()
+    assert out == [0, 1, 2, 3, 4]
+
+    def fail(v):
+        raise OSError(f"disk full at {v}")
+
+    w = Writer(fail)
+    w.put(0)
+    with pytest.raises(OSError, match="disk full at 0"):
+        w.drain()
+    w.close()
+
+
 # ---- inference mode, torch.compile --------------------------------------------------------------------
 
 def test_the_engine_runs_models_under_inference_mode():
