@@ -423,7 +423,7 @@ def e2e(args) -> None:
 
                 def job(k=[0]):
                     k[0] += 1
-                    upscale_file(src, Path(tmp) / f"o{k[0]}.mp4", model=fast, precision=prec, device="cpu",
+                    upscale_file(src, Path(tmp) / f"{prec}{k[0]}.mp4", model=fast, precision=prec, device="cpu",
                                  progress=False, say=lambda m: None)
 
                 own()  # warm-up
