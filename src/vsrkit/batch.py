@@ -127,7 +127,10 @@ def upscale_batch(input_dir: str | os.PathLike, output_dir: str | os.PathLike, *
         dst.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise VsrkitError(f"{dst}: cannot make the output folder: {e.strerror or e}") from None
-    net = model if isinstance(model, torch.nn.Module) else (load_model(model, weights=weights, progress=progress) if mine else None)
+    if options.get("backend", "torch") != "torch":
+        net = model  # an exported file, opened per job
+    else:
+        net = model if isinstance(model, torch.nn.Module) else (load_model(model, weights=weights, progress=progress) if mine else None)
     done: list[Path] = []
     skipped: list[Path] = []
     failed: list[tuple[Path, str]] = []

@@ -33,8 +33,9 @@ from vsrkit.hub.loader import load_model
 from vsrkit.hub.registry import FAST_MODEL, default_model
 from vsrkit.infer import engine, twopass
 from vsrkit.infer.memory import default_budget, plan_tile
-from vsrkit.infer.runtime import make_config
+from vsrkit.infer.runtime import make_config, precision_name, resolve_precision, set_threads
 from vsrkit.io import VideoReader, VideoWriter
+from vsrkit.io.background import Prefetch, Writer
 from vsrkit.io.reader import IMAGE_SUFFIXES
 from vsrkit.io.writer import DEFAULT_SEGMENT, check_output, output_kind
 from vsrkit.jobs import Job, sweep_temp
@@ -61,6 +62,11 @@ def _weights_digest(net: torch.nn.Module) -> str:
     import hashlib
 
     h = hashlib.blake2b(digest_size=16)
+    path = getattr(net, "path", None)  # an exported file (--backend onnxruntime): its bytes are the weights
+    if isinstance(path, Path) and not any(True for _ in net.parameters()):
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
     for name, t in net.state_dict().items():
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
@@ -73,8 +79,12 @@ def upscale_file(
     *,
     model: str | torch.nn.Module | None = None,
     weights: str | os.PathLike | None = None,
+    backend: str = "torch",
     device: str = "auto",
     precision: str = "fp32",
+    threads: int | None = None,
+    compile: bool = False,
+    channels_last: bool = True,
     tile: int | None = None,
     tile_overlap: int | None = None,
     chunk: int | None = None,
@@ -96,12 +106,16 @@ def upscale_file(
     folder beside it and renamed when complete; ``resume`` continues an interrupted job (module docstring) and
     keeps the work folder when this run is interrupted too. ``max_memory`` (GiB) picks the tile size from the
     model's memory estimate (``plan_tile``); ``temp_disk`` (GiB) bounds the temporary disk of two-pass models.
-    ``on_frame(n)`` is called after the n-th frame is written.
+    ``on_frame(n)`` is called after the n-th frame is written. ``precision="auto"`` picks bf16 or fp32 for the
+    model and says which (``resolve_precision``). Decoding and encoding run in their own threads, overlapped
+    with the model; ``backend="onnxruntime"`` runs a file from ``vsrkit export`` (given as ``weights``).
     """
     inp, out = Path(input), Path(output)
     say = say or log.info
     check_options(crf, max_frames, temp_disk)
-    cfg = make_config(device, precision, tile, tile_overlap, chunk, chunk_overlap, say=say)
+    set_threads(threads)
+    cfg = make_config(device, precision, tile, tile_overlap, chunk, chunk_overlap, say=say,
+                      channels_last=channels_last, compile=compile)
     if max_memory is not None and tile:
         raise VsrkitError("give either --tile or --max-memory, not both")
     with VideoReader(inp) as reader:
@@ -114,14 +128,20 @@ def upscale_file(
         job = Job(out, resume=resume, say=say).open()
         writer = None
         try:
-            if model is None and weights is None:
-                model = default_model(str(cfg.device))
-                if cfg.device.type == "cpu":
-                    say(f"no GPU: {model} takes seconds a frame on a CPU; --fast ({FAST_MODEL}) is about "
-                        f"40x faster, at lower quality")
-            net = model if isinstance(model, torch.nn.Module) else load_model(model, weights=weights, progress=progress is not False)
+            if backend == "onnxruntime":
+                net, cfg = _onnx_model(model, weights, cfg, tile, max_memory)
+            elif backend != "torch":
+                raise VsrkitError(f"unknown backend {backend!r} (use torch or onnxruntime)")
+            else:
+                if model is None and weights is None:
+                    model = default_model(str(cfg.device))
+                    if cfg.device.type == "cpu":
+                        say(f"no GPU: {model} takes seconds a frame on a CPU; --fast ({FAST_MODEL}) is about "
+                            f"40x faster, at lower quality")
+                net = model if isinstance(model, torch.nn.Module) else load_model(model, weights=weights, progress=progress is not False)
+            cfg = resolve_precision(cfg, net.spec, say)
             budget = max_memory * 2**30 if max_memory is not None else None
-            if budget is None and tile is None and net.spec.memory_per_pixel:
+            if budget is None and tile is None and not cfg.tile and net.spec.memory_per_pixel:
                 budget = default_budget(cfg.device)  # memory-hungry models (VRT) tile by default
             n_est = info.num_frames if max_frames is None else min(max_frames, info.num_frames or max_frames)
             if budget is not None:
@@ -142,7 +162,8 @@ def upscale_file(
             job.check_manifest({
                 "vsrkit": vsrkit.__version__, "input": [str(inp.resolve()), *_file_id(inp)],
                 "model": getattr(net, "model_name", type(net).__name__),
-                "weights": _weights_digest(net), "device": cfg.device.type, "precision": precision,
+                "weights": _weights_digest(net), "backend": backend, "device": cfg.device.type,
+                "precision": precision_name(cfg),
                 "tile": cfg.tile, "tile_overlap": cfg.tile_overlap, "chunk": cfg.chunk, "chunk_overlap": cfg.chunk_overlap,
                 "crf": crf, "max_frames": max_frames, "segment": seg, "kind": kind, "temp_disk": temp_disk,
             })
@@ -168,6 +189,7 @@ def upscale_file(
                 say(f"resuming {out.name} at frame {start}" + (f" of {n_est}" if n_est else ""))
 
             def save_state(t: int, st: Any) -> None:
+                sink.drain()  # the frames before t are with the writer
                 if t <= writer.frames_written:
                     _save_state(job, t, st)
 
@@ -187,15 +209,18 @@ def upscale_file(
             hooks = engine.Hooks(start=start, state=state, on_state=save_state if stateful else None, state_every=seg,
                                  reopen=reopen, workdir=job.dir, disk_budget=disk_budget,
                                  on_progress=bar.phases if two else None)
+            frames = Prefetch(source())  # decoding thread
+            sink = Writer(writer.write, None if on_frame is None else lambda k: on_frame(start + k))  # encoding thread
             n = start
             try:
-                for pts, image in engine.upscale_stream(net, source(), cfg, out_dtype, hooks):
-                    writer.write(image, pts)
+                for pts, image in engine.upscale_stream(net, frames, cfg, out_dtype, hooks):
+                    sink.put(image, pts)
                     n += 1
                     bar.frame(n)
-                    if on_frame is not None:
-                        on_frame(n)
+                sink.finish()
             finally:
+                sink.close()
+                frames.close()
                 if not isinstance(progress, ProgressBar):
                     bar.close()
             if n == 0:
@@ -210,6 +235,23 @@ def upscale_file(
                 e.vsrkit_note = "the work so far is kept: run the same command with --resume to continue"
             raise
     return out
+
+
+def _onnx_model(model: Any, weights: Any, cfg: Any, tile: int | None, max_memory: float | None) -> tuple[Any, Any]:
+    """``--backend onnxruntime``: the exported file in ``weights`` as a network; fixed-size exports set the tiles."""
+    from vsrkit.export.onnx import OnnxModel
+
+    if weights is None or model is not None:
+        raise VsrkitError("--backend onnxruntime runs an exported file: give it as --weights model.onnx, without --model")
+    net = OnnxModel(weights)
+    if net.size:
+        if max_memory is not None:
+            raise VsrkitError(f"{weights} takes tiles of {net.size} pixels: --max-memory does not apply")
+        if tile and tile > net.size:
+            raise VsrkitError(f"--tile {tile}: {weights} takes tiles of at most {net.size} pixels")
+        side = tile or net.size
+        cfg = dataclasses.replace(cfg, tile=side, tile_overlap=min(cfg.tile_overlap, (side - 1) // 2))
+    return net, cfg
 
 
 def _file_id(p: Path) -> list[int]:

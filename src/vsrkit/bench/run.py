@@ -11,7 +11,8 @@ For each model, input size, device and precision:
   matrix products and convolutions, a multiply-add counted as 2; element-wise work and grid sampling are
   not counted, so the figure is a lower bound for flow-based models);
 - **roofline**: the achieved GFLOP/s against a large 3x3 convolution's GFLOP/s measured in the same
-  process, on the same device, at the same precision and memory format (NCHW, as vsrkit runs models).
+  process, on the same device, at the same precision and memory format (channels-last, as the engine runs
+  models: ``EngineConfig.channels_last``; ``benchmarks/bench_speed.py`` compares it with the NCHW path).
 
 ``upscale_clip`` times ``vsrkit.pipeline.upscale_file`` on a real clip (decode, colour conversion,
 scheduling, encode) against the model's own time at the clip's size.
@@ -35,13 +36,14 @@ from typing import Any
 import torch
 
 from vsrkit.errors import VsrkitError
-from vsrkit.infer.runtime import select_device, select_precision
+from vsrkit.infer.runtime import EngineConfig, prepare_model, select_device, select_precision
+from vsrkit.models.layers.common import channels_last_frames
 
 __all__ = ["SCHEMA", "build_model", "parse_size", "bench_model", "conv_throughput", "upscale_clip",
            "run_bench", "format_table"]
 
 SCHEMA = "vsrkit-bench/1"
-MEMORY_FORMAT = "contiguous (NCHW)"
+MEMORY_FORMAT = "channels-last"
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -137,13 +139,13 @@ def _caller(net: torch.nn.Module, h: int, w: int, frames: int, device: torch.dev
     h, w = _padded(h, spec.size_multiple, spec.min_size), _padded(w, spec.size_multiple, spec.min_size)
     kind = spec.temporal.kind
     if kind == "frame":
-        x = torch.rand(1, c, h, w, device=device)
+        x = channels_last_frames(torch.rand(1, c, h, w, device=device))
         return (lambda: net(x)), 1, tuple(x.shape)
     if kind == "window":
-        x = torch.rand(1, spec.temporal.window, c, h, w, device=device)
+        x = channels_last_frames(torch.rand(1, spec.temporal.window, c, h, w, device=device))
         return (lambda: net(x)), 1, tuple(x.shape)
     if kind == "recurrent":
-        x = torch.rand(1, spec.temporal.window, c, h, w, device=device)
+        x = channels_last_frames(torch.rand(1, spec.temporal.window, c, h, w, device=device))
         state: list[Any] = [None]
 
         def step() -> Any:
@@ -154,7 +156,7 @@ def _caller(net: torch.nn.Module, h: int, w: int, frames: int, device: torch.dev
     t = max(frames, spec.min_frames)
     if spec.protocol.clip:
         t = max(t, spec.protocol.clip)
-    x = torch.rand(1, t, c, h, w, device=device)
+    x = channels_last_frames(torch.rand(1, t, c, h, w, device=device))
     return (lambda: net(x)), t, tuple(x.shape)
 
 
@@ -185,14 +187,14 @@ _ROOFLINE: dict[tuple[str, str], dict[str, Any]] = {}
 def conv_throughput(device: torch.device, dtype: torch.dtype | None, warmup: int = 2, repeat: int = 5
                     ) -> dict[str, Any]:
     """GFLOP/s of a large 3x3 convolution (128 -> 128 channels at 128 x 128 on CPU, 256 -> 256 at 512 x 512
-    on a GPU), NCHW, at ``dtype`` autocast: the machine's practical peak for conv networks, from the fastest
+    on a GPU), channels-last, at ``dtype`` autocast: the machine's practical peak for conv networks, from the fastest
     of ``repeat`` calls (a peak; the models' times are medians). Cached per device and precision."""
     key = (str(device), "fp32" if dtype is None else str(dtype).replace("torch.", ""))
     if key in _ROOFLINE:
         return _ROOFLINE[key]
     ch, size = (128, 128) if device.type == "cpu" else (256, 512)
-    conv = torch.nn.Conv2d(ch, ch, 3, padding=1).to(device).eval()
-    x = torch.rand(1, ch, size, size, device=device)
+    conv = torch.nn.Conv2d(ch, ch, 3, padding=1).to(device, memory_format=torch.channels_last).eval()
+    x = torch.rand(1, ch, size, size, device=device).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode(), _autocast(device, dtype):
         call = lambda: conv(x)  # noqa: E731
         flops = _count_flops(call)
@@ -214,7 +216,7 @@ def bench_model(
 ) -> dict[str, Any]:
     """Time, memory, FLOPs and roofline fraction of ``net`` on ``size`` = (height, width) input frames."""
     dtype = select_precision(precision, device)
-    net = net.to(device).eval()
+    net = prepare_model(net, EngineConfig(device=device)).eval()  # the engine's layout: channels-last weights
     h, w = size
     with torch.inference_mode(), _autocast(device, dtype):
         call, per_call, shape = _caller(net, h, w, frames, device)

@@ -52,12 +52,13 @@ def _add_commands() -> None:
     from vsrkit.cli.degrade import degrade
     from vsrkit.cli.demo import demo
     from vsrkit.cli.eval import eval_
+    from vsrkit.cli.export import export
     from vsrkit.cli.models import models
     from vsrkit.cli.report import report
     from vsrkit.cli.train import train
     from vsrkit.cli.upscale import upscale
 
-    for cmd in (upscale, degrade, eval_, bench, report, models, demo, train):
+    for cmd in (upscale, degrade, eval_, bench, report, models, demo, train, export):
         main.add_command(cmd)
 
 

@@ -26,7 +26,7 @@ import torch
 
 from vsrkit.infer.colour import Item, image_to_item, item_to_image
 from vsrkit.infer.memory import FRAME_BATCH, WINDOW_CHUNK
-from vsrkit.infer.runtime import DEFAULT_CHUNK_OVERLAP, EngineConfig, make_config
+from vsrkit.infer.runtime import DEFAULT_CHUNK_OVERLAP, EngineConfig, make_config, prepare_model, resolve_precision
 from vsrkit.infer.tiling import Runner
 from vsrkit.models.spec import ModelSpec, Protocol, pad_index
 
@@ -296,8 +296,8 @@ def upscale_stream(
 ) -> Iterator[tuple[Any, np.ndarray]]:
     """Like ``upscale_frames`` for (payload, image) pairs; the payload (e.g. a timestamp) rides along.
     ``hooks`` (resume, re-reading, temporaries, progress) are for long jobs; see :class:`Hooks`."""
-    cfg = config or make_config()
-    model = model.to(cfg.device)
+    cfg = resolve_precision(config or make_config(), model.spec)
+    model = prepare_model(model, cfg)
     channels = model.spec.channels
     dtypes: list[np.dtype] = []
 
@@ -326,7 +326,7 @@ def upscale_tensor(model: torch.nn.Module, frames: torch.Tensor, config: EngineC
                    hooks: Hooks | None = None) -> torch.Tensor:
     """(T, c, h, w) float in [0, 1] through the engine's schedule -> (T', c, sh, sw), unclamped (T' = T minus
     ``hooks.start``)."""
-    cfg = config or make_config()
-    model = model.to(cfg.device)
+    cfg = resolve_precision(config or make_config(), model.spec)
+    model = prepare_model(model, cfg)
     items = (Item(x=f.float(), side=None, grey=False, alpha=False, payload=None) for f in frames)
     return torch.stack([y for _, y in _schedule(model, cfg, items, hooks)])

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from vsrkit.infer.runtime import EngineConfig
-from vsrkit.models.layers.common import pad_to_multiple
+from vsrkit.models.layers.common import channels_last_frames, pad_to_multiple
 from vsrkit.models.spec import ModelSpec
 
 
@@ -62,8 +62,11 @@ class Runner:
             if self.cfg.autocast_dtype is not None
             else contextlib.nullcontext()
         )
+        x = x.to(dev, non_blocking=True)
+        if self.cfg.channels_last:
+            x = channels_last_frames(x)
         with ctx:
-            y = fn(x.to(dev, non_blocking=True), key)
+            y = fn(x, key)
         if not crop:
             return y
         s = self.scale

@@ -54,6 +54,7 @@ from vsrkit.errors import VsrkitError
 from vsrkit.infer.colour import Item
 from vsrkit.infer.runtime import EngineConfig
 from vsrkit.infer.tiling import Runner
+from vsrkit.models.layers.common import channels_last_frames
 from vsrkit.models.spec import Block, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,8 @@ def sizes(model: torch.nn.Module, spec: ModelSpec, runner: Runner, h: int, w: in
     m = max(64, spec.min_size)
     m = -(-m // spec.size_multiple) * spec.size_multiple
     x = torch.zeros(1, 1, spec.channels, m, m, device=runner.cfg.device)
+    if runner.cfg.channels_last:  # the model's weights are channels-last: so is the probe
+        x = channels_last_frames(x)
     with torch.inference_mode():
         feats, st = spec.passes.backward(model, x, None, Block(0, 1, 1))
     per_pixel = []

@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from vsrkit.models.layers.common import (
-    ResidualBlockNoBN, flow_warp, load_official_weights, make_layer, pad_to_multiple,
+    ResidualBlockNoBN, flow_warp, load_official_weights, make_layer, pad_to_multiple, stack_frames, zeros_frame,
 )
 from vsrkit.models.layers.spynet import SpyNet
 from vsrkit.models.spec import Block, ModelSpec, Temporal, TwoPass, pad_index
@@ -122,7 +122,7 @@ class BasicVSR(nn.Module):
         flows_forward, flows_backward = self.get_flow(x)
 
         backward_feats: list[torch.Tensor] = [x.new_empty(0)] * n
-        feat = x.new_zeros(b, self.num_feat, h, w)
+        feat = zeros_frame(x[:, 0], self.num_feat)
         for i in range(n - 1, -1, -1):
             if i < n - 1:
                 feat = flow_warp(feat, flows_backward[:, i].permute(0, 2, 3, 1))
@@ -130,14 +130,14 @@ class BasicVSR(nn.Module):
             backward_feats[i] = feat
 
         outputs = []
-        feat = x.new_zeros(b, self.num_feat, h, w)
+        feat = zeros_frame(x[:, 0], self.num_feat)
         for i in range(n):
             if i > 0:
                 feat = flow_warp(feat, flows_forward[:, i - 1].permute(0, 2, 3, 1))
             feat = self.forward_trunk(torch.cat([x[:, i], feat], dim=1))
             fused = self.lrelu(self.fusion(torch.cat([backward_feats[i], feat], dim=1)))
             outputs.append(_reconstruct(self, fused, x[:, i]))
-        return torch.stack(outputs, dim=1)
+        return stack_frames(outputs)
 
 
 class EDVRFeatureExtractor(nn.Module):
@@ -178,11 +178,12 @@ class EDVRFeatureExtractor(nn.Module):
         c_idx = self.center_frame_idx
         ref = [l1[:, c_idx].clone(), l2[:, c_idx].clone(), l3[:, c_idx].clone()]
         aligned = [self.pcd_align([l1[:, i].clone(), l2[:, i].clone(), l3[:, i].clone()], ref) for i in range(n)]
-        return self.fusion(torch.stack(aligned, dim=1))
+        return self.fusion(stack_frames(aligned))
 
 
 def keyframe_indices(n: int, keyframe_stride: int) -> list[int]:
     """Frames 0, stride, 2*stride, ... and always the last frame (BasicSR's IconVSR)."""
+    n = int(n)  # a 0-d tensor while traced for ONNX: the keyframes must be plain ints (dictionary keys)
     idx = list(range(0, n, keyframe_stride))
     if idx[-1] != n - 1:
         idx.append(n - 1)
@@ -194,7 +195,7 @@ def temporal_pad_indices(n: int, temporal_padding: int) -> list[int]:
     (padding 2: ``[4, 3] + frames + [n-4, n-5]``; padding 3: ``[6, 5, 4] + frames + [n-5, n-6, n-7]``), which is the
     ``reflection_circle`` end padding about the first and last frames. BasicSR fails on shorter clips; here
     the out-of-range indices are mirrored back into the clip."""
-    p = temporal_padding
+    p, n = temporal_padding, int(n)
     before = [pad_index(i, 0, n, p, "reflection_circle") for i in range(-p, 0)]
     after = [pad_index(i, n - 1, n, p, "reflection_circle") for i in range(n, n + p)]
     return before + list(range(n)) + after
@@ -264,7 +265,7 @@ class IconVSR(nn.Module):
         n = x.shape[1]
         padded = x[:, temporal_pad_indices(n, self.temporal_padding)]
         span = 2 * self.temporal_padding + 1
-        return {i: self.edvr(padded[:, i : i + span].contiguous()) for i in keyframe_idx}
+        return {i: self.edvr(padded[:, i : i + span]) for i in keyframe_idx}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 5:
@@ -279,7 +280,7 @@ class IconVSR(nn.Module):
 
         # backward propagation with refill at keyframes
         backward_feats: list[torch.Tensor | None] = [None] * n
-        feat = x.new_zeros(b, self.num_feat, h, w)
+        feat = zeros_frame(x[:, 0], self.num_feat)
         for i in range(n - 1, -1, -1):
             if i < n - 1:
                 feat = flow_warp(feat, flows_backward[:, i].permute(0, 2, 3, 1))
@@ -290,7 +291,7 @@ class IconVSR(nn.Module):
 
         # forward propagation, coupled with the backward features
         outputs = []
-        feat = x.new_zeros(b, self.num_feat, h, w)
+        feat = zeros_frame(x[:, 0], self.num_feat)
         for i in range(n):
             lr = x[:, i]
             if i > 0:
@@ -300,7 +301,7 @@ class IconVSR(nn.Module):
             feat = self.forward_trunk(torch.cat([lr, backward_feats[i], feat], dim=1))
             backward_feats[i] = None
             outputs.append(_reconstruct(self, feat, lr))
-        return torch.stack(outputs, dim=1)[..., : SCALE * h_in, : SCALE * w_in]
+        return stack_frames(outputs)[..., : SCALE * h_in, : SCALE * w_in]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -320,14 +321,14 @@ def backward_pass(model: BasicVSR, x: torch.Tensor, state: torch.Tensor | None, 
     flows = None
     if L > 1:
         flows = model.spynet(seg[:, :-1].reshape(-1, c, h, w), seg[:, 1:].reshape(-1, c, h, w)).view(b, L - 1, 2, h, w)
-    feat = state if state is not None else seg.new_zeros(b, model.num_feat, h, w)
+    feat = state if state is not None else zeros_frame(seg[:, 0], model.num_feat)
     feats: list[torch.Tensor | None] = [None] * n
     for i in range(n - 1, -1, -1):
         if i < L - 1:
             feat = flow_warp(feat, flows[:, i].permute(0, 2, 3, 1))
         feat = model.backward_trunk(torch.cat([seg[:, i], feat], dim=1))
         feats[i] = feat
-    return torch.stack(feats, dim=1), feat
+    return stack_frames(feats), feat
 
 
 def forward_pass(
@@ -342,7 +343,7 @@ def forward_pass(
     flows = None
     if L > 1:
         flows = model.spynet(seg[:, 1:].reshape(-1, c, h, w), seg[:, :-1].reshape(-1, c, h, w)).view(b, L - 1, 2, h, w)
-    feat = state if state is not None else seg.new_zeros(b, model.num_feat, h, w)
+    feat = state if state is not None else zeros_frame(seg[:, 0], model.num_feat)
     outputs = []
     for i in range(n):
         k = i + off
@@ -352,7 +353,7 @@ def forward_pass(
         feat = model.forward_trunk(torch.cat([lr, feat], dim=1))
         fused = model.lrelu(model.fusion(torch.cat([backward_feats[:, i], feat], dim=1)))
         outputs.append(_reconstruct(model, fused, lr))
-    return torch.stack(outputs, dim=1), feat
+    return stack_frames(outputs), feat
 
 
 def _keyframe_window(i: int, total: int, temporal_padding: int) -> list[int]:
@@ -377,7 +378,7 @@ def _block_keyframes(model: IconVSR, x: torch.Tensor, block: Block) -> dict[int,
     feats = {}
     for i in keys:
         local = [j - block.first for j in _keyframe_window(i, block.total, model.temporal_padding)]
-        feats[i] = model.edvr(x[:, local].contiguous())
+        feats[i] = model.edvr(x[:, local])
     return feats
 
 
@@ -392,7 +393,7 @@ def iconvsr_backward(model: IconVSR, x: torch.Tensor, state: torch.Tensor | None
     flows = None
     if L > 1:
         flows = model.spynet(seg[:, :-1].reshape(-1, c, h, w), seg[:, 1:].reshape(-1, c, h, w)).view(b, L - 1, 2, h, w)
-    feat = state if state is not None else seg.new_zeros(b, model.num_feat, h, w)
+    feat = state if state is not None else zeros_frame(seg[:, 0], model.num_feat)
     feats: list[torch.Tensor | None] = [None] * n
     for i in range(n - 1, -1, -1):
         if i < L - 1:
@@ -401,7 +402,7 @@ def iconvsr_backward(model: IconVSR, x: torch.Tensor, state: torch.Tensor | None
             feat = model.backward_fusion(torch.cat([feat, key_feats[block.start + i]], dim=1))
         feat = model.backward_trunk(torch.cat([seg[:, i], feat], dim=1))
         feats[i] = feat
-    return (torch.stack(feats, dim=1), key_feats), feat
+    return (stack_frames(feats), key_feats), feat
 
 
 def iconvsr_forward(model: IconVSR, x: torch.Tensor, feats, state: torch.Tensor | None, block: Block):
@@ -417,7 +418,7 @@ def iconvsr_forward(model: IconVSR, x: torch.Tensor, feats, state: torch.Tensor 
     flows = None
     if L > 1:
         flows = model.spynet(seg[:, 1:].reshape(-1, c, h, w), seg[:, :-1].reshape(-1, c, h, w)).view(b, L - 1, 2, h, w)
-    feat = state if state is not None else seg.new_zeros(b, model.num_feat, h, w)
+    feat = state if state is not None else zeros_frame(seg[:, 0], model.num_feat)
     outputs = []
     for i in range(n):
         k = i + off
@@ -428,4 +429,4 @@ def iconvsr_forward(model: IconVSR, x: torch.Tensor, feats, state: torch.Tensor 
             feat = model.forward_fusion(torch.cat([feat, key_feats[block.start + i]], dim=1))
         feat = model.forward_trunk(torch.cat([lr, backward_feats[:, i], feat], dim=1))
         outputs.append(_reconstruct(model, feat, lr))
-    return torch.stack(outputs, dim=1)[..., : SCALE * h_in, : SCALE * w_in], feat
+    return stack_frames(outputs)[..., : SCALE * h_in, : SCALE * w_in], feat

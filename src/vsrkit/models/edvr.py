@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from vsrkit.models.layers.common import ResidualBlockNoBN, make_layer
+from vsrkit.models.layers.common import ResidualBlockNoBN, frames_to_channels, make_layer, stack_frames
 from vsrkit.models.layers.dcn import DCNv2Pack
 from vsrkit.models.spec import ModelSpec, Temporal
 
@@ -164,7 +164,7 @@ class TSAFusion(nn.Module):
         embedding_ref = self.temporal_attn1(aligned_feat[:, self.center_frame_idx])
         embedding = self.temporal_attn2(aligned_feat.reshape(-1, c, h, w)).view(b, t, -1, h, w)
         corr_prob = torch.sigmoid((embedding * embedding_ref.unsqueeze(1)).sum(2))  # [b, t, h, w]
-        aligned_feat = (aligned_feat * corr_prob.unsqueeze(2)).view(b, -1, h, w)
+        aligned_feat = frames_to_channels(aligned_feat * corr_prob.unsqueeze(2))
 
         feat = _lrelu(self.feat_fusion(aligned_feat))
 
@@ -305,8 +305,7 @@ class EDVR(nn.Module):
         """``fusion`` of ``[b, t, c, h, w]`` aligned features."""
         if self.with_tsa:
             return self.fusion(aligned_feat)
-        b, t, c, h, w = aligned_feat.shape
-        return self.fusion(aligned_feat.reshape(b, t * c, h, w))
+        return self.fusion(frames_to_channels(aligned_feat))
 
     def upsample(self, feat: torch.Tensor, x_center: torch.Tensor) -> torch.Tensor:
         """Reconstruction trunk, x4 pixel-shuffle upsampling and the centre-frame base."""
@@ -332,7 +331,7 @@ class EDVR(nn.Module):
         """
         ci = self.center_frame_idx
         ref = [f[:, ci] for f in feats]
-        return torch.stack([self.pcd_align([f[:, i] for f in feats], ref) for i in range(feats[0].shape[1])], 1)
+        return stack_frames([self.pcd_align([f[:, i] for f in feats], ref) for i in range(feats[0].shape[1])])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x[b, num_frame, c, h, w]`` -> the centre frame ``[b, c, scale*h, scale*w]``."""
@@ -410,13 +409,12 @@ def forward_sliding(model: EDVR, x: torch.Tensor, frame_chunk: int | None = None
         r = k + ci  # the reference (centre) frame of this window
         rf, cs = ref_t[r]
         # one pair at a time: full-size tensors of batch b stay small enough for the allocator to recycle
-        aligned = torch.stack(
+        aligned = stack_frames(
             [
                 pcd.align(feat[k + i], [nbr_t[k + i][lvl] + rf[lvl] for lvl in range(3)], None, cs)
                 for i in range(nf)
-            ],
-            1,
+            ]
         )
         outs.append(upsample_in_strips(model, model.fuse(aligned), x[:, r]))
         ref_t.pop(r)
-    return torch.stack(outs, 1)
+    return stack_frames(outs)

@@ -35,6 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from vsrkit.models.layers.common import frames_to_channels, zeros_frame
 from vsrkit.models.spec import ModelSpec, Temporal
 
 __all__ = ["RLSP", "RLSPReleased", "shuffle_down", "shuffle_up", "studio_y"]
@@ -139,14 +140,14 @@ class RLSP(nn.Module):
         if n != self.spec.temporal.window or c != self.in_channels:
             raise ValueError(f"RLSP.step expects (b, {self.spec.temporal.window}, {self.in_channels}, h, w), got {tuple(x.shape)}")
         f2 = self.factor**2
+        cur = x[:, self.spec.temporal.window - 1 - self.spec.temporal.ahead]
         if state is None:
             parts = []
             if self.feedback:
-                parts.append(x.new_zeros(b, c * f2, h, w))
+                parts.append(zeros_frame(cur, c * f2))
             if self.hidden_state:
-                parts.append(x.new_zeros(b, self.state_dim, h, w))
+                parts.append(zeros_frame(cur, self.state_dim))
             state = tuple(parts)
-        cur = x[:, self.spec.temporal.window - 1 - self.spec.temporal.ahead]
         inputs = list(x.unbind(1)) + list(state)
         y = self.act(self.conv1(torch.cat(inputs, dim=1)))
         for conv in self.conv_list:
@@ -255,9 +256,9 @@ class RLSPReleased(nn.Module):
             raise ValueError(f"RLSPReleased expects (b, 3, 3, h, w) RGB windows, got {tuple(frames.shape)}")
         f2 = self.factor**2
         if state is None:
-            state = (frames.new_zeros(b, self.state_dim, h, w), frames.new_zeros(b, f2, h, w))
+            state = (zeros_frame(frames[:, 0], self.state_dim), zeros_frame(frames[:, 0], f2))
         hidden, feedback = state
-        x = torch.cat([frames.flatten(1, 2), hidden, feedback], dim=1)
+        x = torch.cat([frames_to_channels(frames), hidden, feedback], dim=1)  # channels-last if the frames are
         for conv in self.trunk:
             x = self.act(conv(x))
         new_hidden = self.act(self.state_head(x))

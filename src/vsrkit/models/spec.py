@@ -154,6 +154,9 @@ class ModelSpec:
     min_size: int = 1  # height and width are padded up to at least this
     min_frames: int = 1  # shorter videos are padded by repeating the last frame
     memory_per_pixel: int = 0  # bytes per input pixel per frame (measured); 0: not declared
+    # PSNR (dB) that bf16 costs against fp32 on a real clip (measured by benchmarks/bench_speed.py);
+    # --precision auto uses bf16 only within its budget. None: not measured, so auto stays fp32
+    bf16_loss_db: float | None = None
     sliding: Callable[..., Any] | None = None  # window models: all window positions at once
     passes: TwoPass | None = None  # bidirectional models: the two resumable passes
     protocol: Protocol = Protocol()

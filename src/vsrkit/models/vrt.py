@@ -105,6 +105,16 @@ class _Permute(nn.Module):
         return self.mode
 
 
+class _PixelShuffle(nn.PixelShuffle):
+    """``nn.PixelShuffle`` over the last three dims of a tensor of any rank (``(n, d, c, h, w)`` here), as 4-D
+    calls: the same numbers, and it exports to ONNX (whose DepthToSpace is 4-D only)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[:-3]
+        y = F.pixel_shuffle(x.reshape(-1, *x.shape[-3:]), self.upscale_factor)
+        return y.reshape(*lead, *y.shape[-3:])
+
+
 def _flow_warp_nearest4(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """Warp ``x[n, c, h, w]`` by ``flow[n, h, w, 2]`` to the four integer neighbours of each target.
 
@@ -807,7 +817,7 @@ class VRT(nn.Module):
             layers += [
                 nn.Conv3d(nf, r * r * nf, kernel_size=(1, 3, 3), padding=(0, 1, 1)),
                 _Permute("swap12"),
-                nn.PixelShuffle(r),
+                _PixelShuffle(r),
                 _Permute("swap12"),
                 nn.LeakyReLU(negative_slope=0.1, inplace=True),
             ]

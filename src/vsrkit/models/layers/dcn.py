@@ -46,6 +46,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.modules.utils import _pair
 
+from vsrkit.models.layers.common import memory_format
+
 __all__ = ["deform_conv2d", "ModulatedDeformConv2d", "DCNv2Pack"]
 
 
@@ -209,7 +211,58 @@ def _deform_conv2d_nograd(
             outs.append(torch.ops.aten.mkldnn_convolution(cols, w1, bias, [0, 0], [1, 1], [1, 1], groups))
         else:
             outs.append(F.conv2d(cols, w1, bias, groups=groups))
-    return outs[0] if len(outs) == 1 else torch.cat(outs, 2)
+    out = outs[0] if len(outs) == 1 else torch.cat(outs, 2)
+    # the columns are sampled channel-major, so the 1x1 convolution's output is too; a channels-last input
+    # gets a channels-last output (one copy of the output, 1/taps of the columns), so the next layer does not
+    # change layouts
+    return out.contiguous(memory_format=memory_format(input))
+
+
+# set by ``onnx_deform_conv``: trace deform_conv2d as one ONNX ``DeformConv`` node (opset 19), which
+# onnxruntime runs natively; otherwise it exports as its sampling graph (GridSample, any opset >= 16)
+_ONNX_DEFORM_CONV = False
+
+
+class onnx_deform_conv:  # noqa: N801 - used as a context manager, like torch's flags
+    """``with onnx_deform_conv(): torch.onnx.export(...)``: deformable convolutions export as ``DeformConv``."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+
+    def __enter__(self) -> None:
+        global _ONNX_DEFORM_CONV
+        self._before, _ONNX_DEFORM_CONV = _ONNX_DEFORM_CONV, self.enabled
+
+    def __exit__(self, *exc) -> None:
+        global _ONNX_DEFORM_CONV
+        _ONNX_DEFORM_CONV = self._before
+
+
+class _DeformConvOp(torch.autograd.Function):
+    """``deform_conv2d`` as one traced node; ``symbolic`` writes ONNX's DeformConv (same layouts as ours)."""
+
+    @staticmethod
+    def forward(ctx, input, offset, weight, bias, mask, stride, padding, dilation):  # noqa: ARG004
+        kh, kw = weight.shape[-2:]
+        ho = (input.shape[2] + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+        wo = (input.shape[3] + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+        return _deform_conv2d_nograd(input, offset, weight, bias, stride, padding, dilation, mask, ho, wo)
+
+    @staticmethod
+    def symbolic(g, input, offset, weight, bias, mask, stride, padding, dilation):
+        from torch.onnx import symbolic_helper as sh
+
+        # channel counts are static (only the batch and spatial sizes may be dynamic)
+        c_out, c_per_group, kh, kw = sh._get_tensor_sizes(weight)
+        groups = sh._get_tensor_sizes(input)[1] // c_per_group
+        dg = sh._get_tensor_sizes(offset)[1] // (2 * kh * kw)
+        if sh._is_none(bias):
+            bias = g.op("Constant", value_t=torch.zeros(c_out))
+        args = [input, weight, offset, bias] + ([] if sh._is_none(mask) else [mask])
+        return g.op(
+            "DeformConv", *args, kernel_shape_i=[kh, kw], strides_i=list(stride), dilations_i=list(dilation),
+            pads_i=[padding[0], padding[1], padding[0], padding[1]], group_i=groups, offset_group_i=dg,
+        )
 
 
 def _check_shapes(input, offset, weight, mask, dg, ho, wo) -> None:
@@ -270,6 +323,9 @@ def deform_conv2d(
     )
     if not needs_grad and not torch.jit.is_tracing():
         return _deform_conv2d_nograd(input, offset, weight, bias, stride, padding, dilation, mask, ho, wo)
+    if _ONNX_DEFORM_CONV and torch.jit.is_tracing():
+        # traced as the standard ONNX DeformConv (opset 19) instead of the sampling graph
+        return _DeformConvOp.apply(input, offset, weight, bias, mask, stride, padding, dilation)
     # differentiable (and ONNX-traceable) path: all columns at once, one batched matmul
     # sampling in float32 (float64 stays float64), also under autocast
     sample_dtype = torch.float64 if input.dtype == torch.float64 else torch.float32

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from vsrkit.models.layers.common import flow_warp, load_official_weights
+from vsrkit.models.layers.common import flow_warp, load_official_weights, memory_format
 
 LEVELS = 6
 
@@ -53,10 +53,12 @@ class SpyNet(nn.Module):
             ref_levels.insert(0, F.avg_pool2d(ref_levels[0], kernel_size=2, stride=2, count_include_pad=False))
             supp_levels.insert(0, F.avg_pool2d(supp_levels[0], kernel_size=2, stride=2, count_include_pad=False))
         b, _, h0, w0 = ref_levels[0].shape
-        flow = ref_levels[0].new_zeros(b, 2, h0 // 2, w0 // 2)
+        fmt = memory_format(ref_levels[-1])
+        flow = ref_levels[0].new_zeros(b, 2, h0 // 2, w0 // 2).contiguous(memory_format=fmt)
         flows = []
         for level in range(LEVELS):
             up = F.interpolate(flow, scale_factor=2, mode="bilinear", align_corners=True) * 2.0
+            up = up.contiguous(memory_format=fmt)  # a 1x1 flow upsampled comes back channel-major
             if up.shape[2] != ref_levels[level].shape[2]:
                 up = F.pad(up, [0, 0, 0, 1], mode="replicate")
             if up.shape[3] != ref_levels[level].shape[3]:

@@ -1,0 +1,1 @@
+"""Export of vsrkit models to other runtimes (ONNX)."""
