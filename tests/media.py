@@ -45,6 +45,7 @@ def write_png(path: Path, a: np.ndarray) -> Path:
     fr = av.VideoFrame.from_ndarray(a[:, :, 0] if a.shape[2] == 1 else a, format=arr_fmt)
     if fr.format.name != fmt:
         fr = fr.reformat(format=fmt)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"".join(bytes(p) for p in cc.encode(fr)))
     return path
 

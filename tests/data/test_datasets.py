@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from golden import data_path
+from media import write_png
 from vsrkit.data.datasets import REDS4, REDSVAL4, TrainDataset, ValDataset, degraded_crop, list_clips
 from vsrkit.data.degrade import degrade
 from vsrkit.data.transforms import apply_augment, augment_pair
@@ -18,23 +19,10 @@ from vsrkit.train.config import DataCfg
 from vsrkit.train.distributed import TrainSampler
 
 
-def _png(path, arr):
-    import av
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("png", rate=1)
-        s.width, s.height, s.pix_fmt = arr.shape[1], arr.shape[0], "rgb24"
-        for p in s.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
-            c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-
-
 def _clip(folder, n, h=32, w=40, seed=0):
     rng = np.random.default_rng(seed)
     for i in range(n):
-        _png(folder / f"{i:08d}.png", rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+        write_png(folder / f"{i:08d}.png", rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
 
 
 def test_on_the_fly_crop_equals_crop_of_the_degraded_frame():

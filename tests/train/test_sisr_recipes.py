@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from golden import data_path
+from media import write_png
 from trainutil import CONFIGS
 from vsrkit.data.datasets import TrainDataset, list_clips, shrink
 from vsrkit.data.degrade import imresize
@@ -23,19 +24,6 @@ from vsrkit.train.optim import make_optimizer
 SISR_CONFIGS = ("espcn_x4.yml", "fsrcnn_x3.yml", "fsrcnn_x3_general100.yml", "fsrcnn_x4.yml", "esr_max_x4.yml", "esr_tm_x4.yml", "esr_tr_x4.yml", "esr_cnn_x4.yml")
 
 
-def _png(path, arr):
-    import av
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("png", rate=1)
-        s.width, s.height, s.pix_fmt = arr.shape[1], arr.shape[0], "rgb24"
-        for p in s.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
-            c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-
-
 def _image_sets(root, h=48, w=40):
     """General100/ and T91/ side by side, two images each (smooth, so that a shrink changes them little)."""
     rng = np.random.default_rng(0)
@@ -44,7 +32,7 @@ def _image_sets(root, h=48, w=40):
         for n in names:
             base = (np.sin(xx / 5.0 + rng.uniform(0, 6)) * np.cos(yy / 7.0) + 1) * 120
             arr = np.clip(base[..., None] + rng.uniform(0, 10, (1, 1, 3)), 0, 255).astype(np.uint8)
-            _png(root / folder / n, arr)
+            write_png(root / folder / n, arr)
     return root
 
 
@@ -58,7 +46,7 @@ def test_image_folder_reads_general100_and_t91_side_by_side(tmp_path):
     assert s["lq"].shape == (1, 1, 4, 4) and s["gt"].shape == (1, 1, 16, 16)
     # a training image smaller than the crop is one line naming the file
     small = tmp_path / "small"
-    _png(small / "T91" / "tiny.png", np.zeros((8, 8, 3), np.uint8))
+    write_png(small / "T91" / "tiny.png", np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(VsrkitError, match="tiny.png"):
         TrainDataset(DataCfg(kind="images", root=str(small), scale=4, gt_size=16))[(0, 0)]
 
