@@ -78,8 +78,8 @@ class ProgressBar:
         self._bar.n = round(1000 * self.fraction)
         named = [p for p in self._phases if p.cost > 0 and (p.frames or 0) > 0]
         step = f"pass {named.index(phase) + 1}/{len(named)} " if phase in named and len(named) > 1 else ""
-        frames = self._frames_of(phase)
-        self._bar.set_postfix_str(f"{step}{phase.name} {self._done}/{frames or '?'} frames, ETA {_clock_text(self.eta)}",
+        frames = phase.frames if phase.frames is not None else (self.frames or "?")  # 0: a phase with nothing to do
+        self._bar.set_postfix_str(f"{step}{phase.name} {self._done}/{frames} frames, ETA {_clock_text(self.eta)}",
                                   refresh=False)
         self._bar.refresh()
 
