@@ -62,11 +62,19 @@ def _pairwise_flows(spynet: SpyNet, x: torch.Tensor) -> tuple[torch.Tensor, torc
     if n < 2:
         empty = x.new_zeros(b, 0, 2, h, w)
         return empty, empty.clone()
+    return _one_way_flows(spynet, x, backward=False), _one_way_flows(spynet, x, backward=True)
+
+
+def _one_way_flows(spynet: SpyNet, x: torch.Tensor, backward: bool) -> torch.Tensor | None:
+    """The flows of one propagation direction between consecutive frames of ``x`` (``[b, n - 1, 2, h, w]``, as in
+    ``_pairwise_flows``), or None for a single frame."""
+    b, n, c, h, w = x.shape
+    if n < 2:
+        return None
     earlier = x[:, :-1].reshape(-1, c, h, w)
     later = x[:, 1:].reshape(-1, c, h, w)
-    flows_backward = spynet(earlier, later).view(b, n - 1, 2, h, w)
-    flows_forward = spynet(later, earlier).view(b, n - 1, 2, h, w)
-    return flows_forward, flows_backward
+    flows = spynet(earlier, later) if backward else spynet(later, earlier)
+    return flows.view(b, n - 1, 2, h, w)
 
 
 def _reconstruct(model: nn.Module, feat: torch.Tensor, lr: torch.Tensor) -> torch.Tensor:
@@ -311,21 +319,24 @@ class IconVSR(nn.Module):
 # block. ``Block`` says where the block sits; ``x`` holds it with ``TwoPass.context`` frames on each side.
 
 
-def backward_pass(model: BasicVSR, x: torch.Tensor, state: torch.Tensor | None, block: Block) -> tuple[torch.Tensor, torch.Tensor]:
+def backward_pass(
+    model: BasicVSR, x: torch.Tensor, state: torch.Tensor | None, block: Block, key_feats: dict[int, torch.Tensor] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Backward propagation over the block: its backward features ``[b, n, num_feat, h, w]`` and the state to
     hand to the previous block (the feature of its first frame). ``state`` is the backward feature of the frame
-    after the block; the flow to that frame brings it in."""
+    after the block; the flow to that frame brings it in. ``key_feats`` (IconVSR): the features refilled at the
+    block's keyframes, by frame index."""
     o, n = block.offset, block.size
     seg = x[:, o : o + n + int(block.has_next)]  # the block and the frame after it
-    b, L, c, h, w = seg.shape
-    flows = None
-    if L > 1:
-        flows = model.spynet(seg[:, :-1].reshape(-1, c, h, w), seg[:, 1:].reshape(-1, c, h, w)).view(b, L - 1, 2, h, w)
+    L = seg.shape[1]
+    flows = _one_way_flows(model.spynet, seg, backward=True)
     feat = state if state is not None else zeros_frame(seg[:, 0], model.num_feat)
     feats: list[torch.Tensor | None] = [None] * n
     for i in range(n - 1, -1, -1):
         if i < L - 1:
             feat = flow_warp(feat, flows[:, i].permute(0, 2, 3, 1))
+        if key_feats and block.start + i in key_feats:
+            feat = model.backward_fusion(torch.cat([feat, key_feats[block.start + i]], dim=1))
         feat = model.backward_trunk(torch.cat([seg[:, i], feat], dim=1))
         feats[i] = feat
     return stack_frames(feats), feat
@@ -339,10 +350,7 @@ def forward_pass(
     o, n = block.offset, block.size
     off = int(block.has_prev)
     seg = x[:, o - off : o + n]  # the frame before the block and the block
-    b, L, c, h, w = seg.shape
-    flows = None
-    if L > 1:
-        flows = model.spynet(seg[:, 1:].reshape(-1, c, h, w), seg[:, :-1].reshape(-1, c, h, w)).view(b, L - 1, 2, h, w)
+    flows = _one_way_flows(model.spynet, seg, backward=False)
     feat = state if state is not None else zeros_frame(seg[:, 0], model.num_feat)
     outputs = []
     for i in range(n):
@@ -387,22 +395,8 @@ def iconvsr_backward(model: IconVSR, x: torch.Tensor, state: torch.Tensor | None
     features), state) like ``backward_pass``. ``x`` is padded to multiples of 4 (``spec.size_multiple``)."""
     x = model.pad_spatial(x)
     key_feats = _block_keyframes(model, x, block)
-    o, n = block.offset, block.size
-    seg = x[:, o : o + n + int(block.has_next)]
-    b, L, c, h, w = seg.shape
-    flows = None
-    if L > 1:
-        flows = model.spynet(seg[:, :-1].reshape(-1, c, h, w), seg[:, 1:].reshape(-1, c, h, w)).view(b, L - 1, 2, h, w)
-    feat = state if state is not None else zeros_frame(seg[:, 0], model.num_feat)
-    feats: list[torch.Tensor | None] = [None] * n
-    for i in range(n - 1, -1, -1):
-        if i < L - 1:
-            feat = flow_warp(feat, flows[:, i].permute(0, 2, 3, 1))
-        if block.start + i in key_feats:
-            feat = model.backward_fusion(torch.cat([feat, key_feats[block.start + i]], dim=1))
-        feat = model.backward_trunk(torch.cat([seg[:, i], feat], dim=1))
-        feats[i] = feat
-    return (stack_frames(feats), key_feats), feat
+    feats, feat = backward_pass(model, x, state, block, key_feats)
+    return (feats, key_feats), feat
 
 
 def iconvsr_forward(model: IconVSR, x: torch.Tensor, feats, state: torch.Tensor | None, block: Block):
@@ -414,10 +408,7 @@ def iconvsr_forward(model: IconVSR, x: torch.Tensor, feats, state: torch.Tensor 
     o, n = block.offset, block.size
     off = int(block.has_prev)
     seg = x[:, o - off : o + n]
-    b, L, c, h, w = seg.shape
-    flows = None
-    if L > 1:
-        flows = model.spynet(seg[:, 1:].reshape(-1, c, h, w), seg[:, :-1].reshape(-1, c, h, w)).view(b, L - 1, 2, h, w)
+    flows = _one_way_flows(model.spynet, seg, backward=False)
     feat = state if state is not None else zeros_frame(seg[:, 0], model.num_feat)
     outputs = []
     for i in range(n):
