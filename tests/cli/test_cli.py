@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import av
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -17,26 +16,12 @@ from vsrkit.errors import VsrkitError
 from vsrkit.cli.main import main
 
 from golden import GOLDEN, data_path
+from media import make_clip
 
 
 def run(*args: str) -> tuple[int, str]:
     r = CliRunner().invoke(main, list(args))
     return r.exit_code, r.output
-
-
-def make_clip(path: Path, n: int = 6, w: int = 32, h: int = 24) -> Path:
-    """A tiny real-content clip: crops of a shared clip when present, else a moving gradient."""
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=25)
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        for i in range(n):
-            yy, xx = np.mgrid[0:h, 0:w]
-            img = np.stack([(xx * 8 + i * 10) % 256, (yy * 10) % 256, (xx + yy + i) % 256], -1).astype(np.uint8)
-            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path
 
 
 def assert_one_line_error(code: int, out: str, *needles: str) -> None:

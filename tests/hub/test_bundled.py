@@ -7,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from golden import data_path
+from media import make_clip
 from vsrkit.cli.main import main
 from vsrkit.errors import VsrkitError
 from vsrkit.hub import download
@@ -99,28 +100,11 @@ def test_bundled_models_reproduce_their_card(name, heldout):
             assert abs(got["clips"][clip]["psnr"] - values["psnr"]) <= 0.05, (degradation, clip)
 
 
-def _tiny_clip(path, n=3, w=32, h=24):
-    import av
-    import numpy as np
-
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=25)
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        for i in range(n):
-            yy, xx = np.mgrid[0:h, 0:w]
-            img = np.stack([(xx * 8 + i * 10) % 256, (yy * 10) % 256, (xx + yy + i) % 256], -1).astype(np.uint8)
-            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path
-
-
 def test_cpu_default_hints_at_fast_and_fast_flag_uses_the_bundled_model(tmp_path, offline, monkeypatch):
     from vsrkit import pipeline
     from vsrkit.io import probe
 
-    src = _tiny_clip(tmp_path / "in.mp4")
+    src = make_clip(tmp_path / "in.mp4", n=3)
     asked: list = []
     real_load = pipeline.load_model
 
