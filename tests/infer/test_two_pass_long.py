@@ -16,7 +16,7 @@ from torch.nn import functional as F
 from vsrkit.errors import VsrkitError
 from vsrkit.infer import make_config, upscale_tensor
 from vsrkit.infer import twopass
-from vsrkit.infer.engine import Hooks, upscale_stream
+from vsrkit.infer.engine import Hooks, Phase, upscale_stream
 from vsrkit.models.spec import Block, ModelSpec, Temporal, TwoPass
 from vsrkit.progress import ProgressBar
 
@@ -357,3 +357,14 @@ def test_under_a_small_budget_the_backward_branch_runs_as_planned_and_stays_exac
     if plan.every == 1:  # pass 1 and pass 2 (the first block only in pass 2, or kept)
         assert net.per_frame[max(keep, 1) * chunk :] == [2] * (T - max(keep, 1) * chunk)
     assert 1 < plan.backward_runs < (2 if plan.every == 1 else 3)
+
+
+def test_the_bar_counts_a_phase_with_nothing_to_do_as_zero_frames():
+    """A short video keeps every backward feature in pass 1's place: the bar says 0/0, not an unknown total."""
+    bar = ProgressBar("clip", 20, enabled=False)
+    phases = [Phase("reading", None, 0.0), Phase("backward", 0, 1.0), Phase("forward", 20, 2.0)]
+    bar.phases(phases, 1, 0)
+    assert "backward 0/0 frames" in bar._bar.postfix
+    bar.phases(phases, 0, 5)
+    assert "reading 5/20 frames" in bar._bar.postfix
+    bar.close()
