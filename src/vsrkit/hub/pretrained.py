@@ -384,10 +384,10 @@ def bundled_weights(name: str, sha256: str) -> WeightsSource:
 
 # name -> (table, class, constructor arguments, sha256 of the shipped file, summary)
 FAST_MODELS: dict[str, tuple[list[ModelEntry], str, dict[str, Any], str, str]] = {
-    "rlsp-fast-x4": (RLSP, "RLSP", {"layers": 7, "filters": 32, "state_dim": 32, "kernel_size": 3, "factor": 4,
+    "rlsp-fast-x4": (RLSP, "RLSP", {"layers": 7, "filters": 48, "state_dim": 48, "kernel_size": 3, "factor": 4,
                                      "in_channels": 3},
-                     "7c6c6c90140f8c39eea25a69f145c8488668acaecd8339ca9ba667cee661352b",
-                     "fast RLSP 7-32 x4, RGB, trained by vsrkit on sample clips (BI), bundled: `vsrkit upscale --fast`"),
+                     "6e39f0a0e91108a0ea9234dc03663df33cbc90e5f8859f99c5102f4084a783e6",
+                     "fast RLSP 7-48 x4, RGB, trained by vsrkit on sample clips (BI), bundled: `vsrkit upscale --fast`"),
     "espcn-fast-x4": (EDGESR, "ESPCN", {"model_id": "ESPCN_s4_D64_S32"},
                       "a1eb799f44279837b9f8e7ac0d0af254270c02781cc52ac1526c0e0b6208b0f7",
                       f"fast ESPCN x4 trained by vsrkit on sample clips (BI), bundled; {_SUMMARY}"),

@@ -50,6 +50,7 @@ class ModelCfg:
     kwargs: dict[str, Any] = field(default_factory=dict)
     init: str | None = None  # weights file to start from, e.g. the EDVR without TSA that TSA training starts from
     init_strict: bool = True  # False: load only the keys whose name and shape fit (BasicSR strict_load_g false)
+    init_widen: bool = False  # True: init is a narrower network of the same layout, embedded as the same function
 
 
 @dataclass

@@ -81,6 +81,32 @@ def init_weights(model: nn.Module, path: str, strict: bool, what: str) -> int:
     return len(fit)
 
 
+def widen_weights(model: nn.Module, path: str, what: str) -> int:
+    """Start a wider network from a trained narrower one of the same layout (Net2Net-style widening with zeros).
+
+    Every tensor of the narrow network fills the leading corner of the wide one's; the new output channels keep
+    their fresh initialisation, and the old output channels get zero weights from the new input channels. The
+    wide network therefore computes exactly the narrow one's function at the start, and the new channels learn
+    from there. This holds where new channels are appended at the end of every channel list (RLSP: filters,
+    hidden state). Returns the number of tensors widened or copied."""
+    sd = convert_checkpoint(find_family(type(model).__name__), load_state_dict(path))
+    own = model.state_dict()
+    missing = sorted(set(own) ^ set(sd))
+    if missing:
+        raise VsrkitError(f"{path}: cannot widen into {what}: key {missing[0]!r} is in only one of them")
+    with torch.no_grad():
+        for key, small in sd.items():
+            big = own[key]
+            if small.dim() != big.dim() or any(s > b for s, b in zip(small.shape, big.shape)):
+                raise VsrkitError(f"{path}: cannot widen {key} of shape {tuple(small.shape)} into {tuple(big.shape)}")
+            if big.dim() >= 2:  # weights (out, in, ...): old outputs do not see new inputs
+                big[: small.shape[0], small.shape[1]:] = 0
+            big[tuple(slice(0, s) for s in small.shape)] = small.to(big.dtype)
+    model.load_state_dict(own)
+    log.info("%s: widened %d tensors into %s", path, len(sd), what)
+    return len(sd)
+
+
 def _amp_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if precision == "fp32":
         return None
@@ -127,7 +153,9 @@ class Trainer:
         self.family = find_family(cfg.model.arch)
         torch.manual_seed(cfg.seed)
         model = build(self.family, cfg.model.arch, dict(cfg.model.kwargs))
-        if cfg.model.init:
+        if cfg.model.init and cfg.model.init_widen:
+            widen_weights(model, cfg.model.init, cfg.model.arch)
+        elif cfg.model.init:
             init_weights(model, cfg.model.init, cfg.model.init_strict, cfg.model.arch)
         model.to(self.device)
         if cfg.train.channels_last:
