@@ -137,7 +137,7 @@ def upscale_file(
                     model = default_model(str(cfg.device))
                     if cfg.device.type == "cpu":
                         say(f"no GPU: {model} takes seconds a frame on a CPU; --fast ({FAST_MODEL}) is about "
-                            f"40x faster, at lower quality")
+                            f"30x faster, at lower quality")
                 net = model if isinstance(model, torch.nn.Module) else load_model(model, weights=weights, progress=progress is not False)
             cfg = resolve_precision(cfg, net.spec, say)
             budget = max_memory * 2**30 if max_memory is not None else None

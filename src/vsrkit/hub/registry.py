@@ -18,7 +18,7 @@ from vsrkit.hub.pretrained import ModelEntry
 DEFAULT_MODEL = "basicvsr-reds4"  # with a GPU (and load_model's default)
 FAST_MODEL = "rlsp-fast-x4"  # `vsrkit upscale --fast`: trained by vsrkit, bundled (README "Fast models")
 # `vsrkit upscale` without --model on a CPU, chosen from measurement (README "Fast models"): BasicVSR still, since
-# the fast model is 40-100x faster but only +1.0 dB over bicubic (BasicVSR: +3.75 dB in the demo); a hint names --fast
+# the fast model is 20-33x faster but +1.6 dB over bicubic (BasicVSR: +3.75 dB in the demo); a hint names --fast
 CPU_DEFAULT_MODEL = DEFAULT_MODEL
 
 # family -> the module that holds its networks
