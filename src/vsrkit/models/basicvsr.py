@@ -83,7 +83,7 @@ def _reconstruct(model: nn.Module, feat: torch.Tensor, lr: torch.Tensor) -> torc
     out = model.lrelu(model.pixel_shuffle(model.upconv2(out)))
     out = model.lrelu(model.conv_hr(out))
     out = model.conv_last(out)
-    return out + F.interpolate(lr, scale_factor=SCALE, mode="bilinear", align_corners=False)
+    return out.add_(F.interpolate(lr, scale_factor=SCALE, mode="bilinear", align_corners=False))
 
 
 class BasicVSR(nn.Module):
