@@ -292,14 +292,20 @@ def bench_model(name: str, args, h: int, w: int) -> dict:
     # warm-up (oneDNN primitive caches), then interleaved repeats
     for fn in variants.values():
         fn()
+    # the reference convolution is measured in every repeat too (its own figure varies by +-15 % between quick
+    # measurements on a shared machine), and its median over the repeats is the throughput the model is held to
     times: dict[str, list[float]] = {k: [] for k in variants}
+    convs: dict[str, list[float]] = {"ref": [], "fp32": [], "bf16": []}
     for _ in range(args.repeats):
         for k, fn in variants.items():
             times[k].append(timed(fn) / frames)
+        convs["ref"].append(conv_gflops(h, w, None, False))
+        convs["fp32"].append(conv_gflops(h, w, None, True))
+        if not args.no_bf16:
+            convs["bf16"].append(conv_gflops(h, w, torch.bfloat16, True))
     med = {k: statistics.median(v) for k, v in times.items()}
     gflop = count_gflop(ref_fn, x) / frames
-    conv = {"ref": conv_gflops(h, w, None, False), "fp32": conv_gflops(h, w, None, True),
-            "bf16": conv_gflops(h, w, torch.bfloat16, True)}
+    conv = {k: statistics.median(v) for k, v in convs.items() if v}
     row = {"name": name, "kind": kind, "weights": base.weights_note, "size": f"{h}x{w}", "frames": frames,
            "gflop": gflop, "times": med, "conv": conv}
     print_row(row)
