@@ -50,9 +50,9 @@ import torch.nn.functional as F
 import vsrkit
 from vsrkit.hub.loader import build
 from vsrkit.hub.registry import get_entry
-from vsrkit.models.layers.common import ResidualBlockNoBN
 from vsrkit.infer.runtime import bf16_speedup, native_bf16_unit
 from vsrkit.models.basicvsr import backward_pass, forward_pass
+from vsrkit.models.layers.common import ResidualBlockNoBN
 from vsrkit.models.spec import Block
 from vsrkit.models.edvr import forward_sliding
 from vsrkit.models.layers.common import channels_last_frames

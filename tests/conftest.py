@@ -24,6 +24,22 @@ def _threads() -> None:
 
 
 @pytest.fixture
+def grid_sample_dtypes(monkeypatch) -> list[tuple[torch.dtype, torch.dtype]]:
+    """Every ``F.grid_sample`` call from now on appends its (input dtype, grid dtype) to the returned list."""
+    import torch.nn.functional as F
+
+    seen: list[tuple[torch.dtype, torch.dtype]] = []
+    real = F.grid_sample
+
+    def spy(inp, grid, *a, **k):
+        seen.append((inp.dtype, grid.dtype))
+        return real(inp, grid, *a, **k)
+
+    monkeypatch.setattr(F, "grid_sample", spy)
+    return seen
+
+
+@pytest.fixture
 def golden_case():
     """``golden_case(name) -> (case.json, io tensors, folder)``; skips when ../shared/golden is absent."""
     return golden.load_case

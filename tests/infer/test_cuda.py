@@ -42,12 +42,8 @@ def test_low_precision_and_layouts_on_cuda_stay_close_to_fp32(precision, channel
     assert psnr(y, ref) > (40 if precision == "fp16" else 35)
 
 
-def test_grid_sample_is_fp32_on_cuda_under_fp16(monkeypatch):
-    import torch.nn.functional as F
-
-    seen = []
-    real = F.grid_sample
-    monkeypatch.setattr(F, "grid_sample", lambda i, g, *a, **k: (seen.append((i.dtype, g.dtype)), real(i, g, *a, **k))[1])
+def test_grid_sample_is_fp32_on_cuda_under_fp16(grid_sample_dtypes):
+    seen = grid_sample_dtypes
     torch.manual_seed(0)
     upscale_tensor(BasicVSR(8, 1), torch.rand(3, 3, 64, 64), make_config("cuda", precision="fp16"))
     assert seen and all(s == (torch.float32, torch.float32) for s in seen)

@@ -325,21 +325,14 @@ def test_short_videos_are_padded_to_the_models_minimum_frames():
     assert got.shape[0] == 2 and net.seen_lengths == [4]
 
 
-def test_flow_warp_and_deformable_sampling_stay_fp32_under_bf16_autocast(monkeypatch):
+def test_flow_warp_and_deformable_sampling_stay_fp32_under_bf16_autocast(grid_sample_dtypes):
     """Inside a bf16 model the features are bf16: sampling must still run in fp32 (bf16 grid_sample on CPU
     returns wrong values), so grid_sample is never called with a bf16 tensor, and the result is the fp32
     sampling of the same features."""
     from vsrkit.models.layers.common import flow_warp
     from vsrkit.models.layers.dcn import deform_conv2d
 
-    seen: list[tuple[torch.dtype, torch.dtype]] = []
-    real = F.grid_sample
-
-    def spy(inp, grid, *a, **k):
-        seen.append((inp.dtype, grid.dtype))
-        return real(inp, grid, *a, **k)
-
-    monkeypatch.setattr(F, "grid_sample", spy)
+    seen = grid_sample_dtypes
     g = torch.Generator().manual_seed(0)
     x = (torch.rand(1, 4, 16, 16, generator=g) * 8).bfloat16()  # bf16 features, as a bf16 conv makes them
     flow = torch.rand(1, 16, 16, 2, generator=g) * 3 - 1.5

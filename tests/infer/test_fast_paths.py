@@ -78,16 +78,9 @@ def test_channels_last_end_to_end_without_layout_changes(name, model, x):
 
 
 @pytest.mark.parametrize("name,model,x", [m for m in tiny_models() if m[0] != "esr-tr"] , ids=lambda v: v if isinstance(v, str) else "")
-def test_whole_models_sample_in_fp32_on_the_bf16_fast_path(name, model, x, monkeypatch):
+def test_whole_models_sample_in_fp32_on_the_bf16_fast_path(name, model, x, grid_sample_dtypes):
     """grid_sample (flow warping, deformable sampling) never sees a bf16 tensor in a whole bf16 run."""
-    seen = []
-    real = F.grid_sample
-
-    def spy(inp, grid, *a, **k):
-        seen.append((inp.dtype, grid.dtype))
-        return real(inp, grid, *a, **k)
-
-    monkeypatch.setattr(F, "grid_sample", spy)
+    seen = grid_sample_dtypes
     model.eval()
     y = upscale_tensor(model, x, make_config("cpu", precision="bf16", chunk=100))
     assert torch.isfinite(y).all()
@@ -96,10 +89,8 @@ def test_whole_models_sample_in_fp32_on_the_bf16_fast_path(name, model, x, monke
     assert all(d == (torch.float32, torch.float32) for d in seen), (name, set(seen))
 
 
-def test_vrt_samples_in_fp32_on_the_bf16_fast_path(monkeypatch):
-    seen = []
-    real = F.grid_sample
-    monkeypatch.setattr(F, "grid_sample", lambda i, g, *a, **k: (seen.append((i.dtype, g.dtype)), real(i, g, *a, **k))[1])
+def test_vrt_samples_in_fp32_on_the_bf16_fast_path(grid_sample_dtypes):
+    seen = grid_sample_dtypes
     meta, io, d = load_case("vrt_small_x4")
     model = vsrkit.load_model(weights=str(d / "weights.pth"))
     y = upscale_tensor(model, io["input"][0], make_config("cpu", precision="bf16", chunk=100))

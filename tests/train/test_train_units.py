@@ -66,17 +66,8 @@ def test_mixed_precision_steps(precision, channels_last):
     assert all(p.dtype == torch.float32 for p in t.model.parameters())  # master weights stay fp32
 
 
-def test_bf16_basicvsr_step_warps_in_float32(monkeypatch):
-    import torch.nn.functional as F
-
-    dtypes = []
-    real = F.grid_sample
-
-    def spy(inp, grid, *a, **k):
-        dtypes.append((inp.dtype, grid.dtype))
-        return real(inp, grid, *a, **k)
-
-    monkeypatch.setattr(F, "grid_sample", spy)
+def test_bf16_basicvsr_step_warps_in_float32(grid_sample_dtypes):
+    dtypes = grid_sample_dtypes
     torch.manual_seed(0)
     t = _tiny("BasicVSR", {"num_feat": 4, "num_block": 1}, "bf16")
     loss = t.train_step(torch.rand(1, 2, 3, 34, 34), torch.rand(1, 2, 3, 136, 136))
