@@ -232,3 +232,22 @@ def test_models_table_describes_every_model_without_allocating():
     assert by["edvr-m"]["temporal"].startswith("window")
     assert by["esr-tr-x2"]["temporal"] == "frame" and by["esr-tr-x2"]["scale"] == "x2"
     assert 6e6 < by["basicvsr-reds4"]["params"] < 7e6  # BasicVSR: 6.3M parameters in the paper
+
+
+def test_mmagic_container_takes_the_ema_generator_and_drops_the_discriminator(tmp_path):
+    from vsrkit.hub.checkpoint import load_state_dict
+
+    w = {"conv.weight": torch.ones(2, 2), "conv.bias": torch.zeros(2)}
+    sd = {f"generator.{k}": v * 2 for k, v in w.items()}
+    sd.update({f"generator_ema.{k}": v * 3 for k, v in w.items()})
+    sd["discriminator.head.weight"] = torch.ones(1)
+    path = tmp_path / "gan.pth"
+    torch.save({"state_dict": sd, "meta": {"epoch": 1}}, path)
+    got = load_state_dict(path)
+    assert set(got) == set(w)
+    assert torch.equal(got["conv.weight"], w["conv.weight"] * 3)  # EMA's, not the generator's
+    # without an EMA copy: the generator
+    del_ema = {k: v for k, v in sd.items() if not k.startswith("generator_ema.")}
+    torch.save({"state_dict": del_ema}, path)
+    got = load_state_dict(path)
+    assert set(got) == set(w) and torch.equal(got["conv.bias"], w["conv.bias"] * 2)

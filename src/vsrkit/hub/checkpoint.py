@@ -147,8 +147,17 @@ def _why_unreadable(path: Path, e: Exception) -> str:
     return f"not a valid weights file: damaged or not a PyTorch checkpoint ({first})"
 
 
+# mmagic (mmediting) keeps a GAN's networks side by side in one state dict under these prefixes; the generator is
+# the network, its EMA copy is what mmagic tests with when present, the discriminator is training only
+MMAGIC_GENERATORS = ("generator_ema.", "generator.")
+
+
 def unwrap_state_dict(obj: object, source: str = "checkpoint") -> dict[str, torch.Tensor]:
-    """Take the state dict out of an official container and strip a ``module.`` prefix."""
+    """Take the state dict out of an official container and strip a ``module.`` prefix.
+
+    mmagic's container (``{'state_dict': {'generator.<key>': ...}, 'meta': ...}``) gives the generator's weights:
+    ``generator_ema.`` when present (as mmagic's test does), else ``generator.``; ``discriminator.`` keys are
+    dropped."""
     if isinstance(obj, Mapping):
         for key in CONTAINER_KEYS:
             inner = obj.get(key)
@@ -160,6 +169,10 @@ def unwrap_state_dict(obj: object, source: str = "checkpoint") -> dict[str, torc
     sd = dict(obj)
     if all(k.startswith("module.") for k in sd):
         sd = {k[len("module."):]: v for k, v in sd.items()}
+    for prefix in MMAGIC_GENERATORS:
+        if any(k.startswith(prefix) for k in sd):
+            sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+            break
     return sd
 
 
