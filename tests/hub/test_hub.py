@@ -251,3 +251,49 @@ def test_mmagic_container_takes_the_ema_generator_and_drops_the_discriminator(tm
     torch.save({"state_dict": del_ema}, path)
     got = load_state_dict(path)
     assert set(got) == set(w) and torch.equal(got["conv.bias"], w["conv.bias"] * 2)
+
+
+def test_release_with_a_sha256_prefix_is_pinned_in_full(tmp_path, monkeypatch, caplog):
+    """mmagic and BasicSR file names carry 8 hex digits of the sha256: the first download is checked against them and
+    its full hash pinned, so a later file that only shares the prefix is refused."""
+    served = tmp_path / "served"
+    served.mkdir()
+    blob = b"released weights" * 1000
+    (served / "m.pth").write_bytes(blob)
+    digest = hashlib.sha256(blob).hexdigest()
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("VSRKIT_CACHE", str(cache))
+    with _Server(served) as base:
+        src = WeightsSource("m.pth", digest[:8], url=f"{base}/m.pth")
+        with caplog.at_level("WARNING", logger="vsrkit.hub.download"):
+            path = download.resolve_weights("m", src, progress=False)
+        assert (cache / "m.pth.sha256").read_text().strip() == digest
+        assert f"only the prefix {digest[:8]}" in caplog.text
+        assert download.expected_sha256(src) == digest
+        # another file with the same 8-digit prefix would pass a prefix check: the pin refuses it
+        path.write_bytes(b"tampered")
+        monkeypatch.setattr(download, "sha256_file", lambda p: digest[:8] + "0" * 56)
+        with pytest.raises(VsrkitError, match="differs from the file pinned"):
+            download.resolve_weights("m", src, progress=False)
+
+
+def test_offline_names_the_file_its_place_and_its_hash(tmp_path, monkeypatch):
+    """Without network a user is told which file to copy where (or --weights), with its sha256."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("VSRKIT_CACHE", str(cache))
+    monkeypatch.setenv("VSRKIT_OFFLINE", "1")
+    _, entry = get_entry("edvr-m-reds")
+    with pytest.raises(VsrkitError) as e:
+        download.resolve_weights(entry.name, entry.weights, progress=False)
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert entry.weights.filename in msg and str(cache / entry.weights.filename) in msg
+    assert f"sha256 starting {entry.weights.sha256}" in msg and "--weights FILE" in msg
+    assert entry.weights.url in msg
+    # a network failure says the same, with its reason
+    monkeypatch.delenv("VSRKIT_OFFLINE")
+    src = WeightsSource("w.pth", "ab" * 32, url="http://127.0.0.1:9/w.pth")
+    with pytest.raises(VsrkitError) as e:
+        download.resolve_weights("w", src, progress=False)
+    assert "cannot download" in str(e.value) and f"sha256 {'ab' * 32}" in str(e.value)
+    assert str(cache / "w.pth") in str(e.value)

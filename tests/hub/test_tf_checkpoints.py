@@ -108,5 +108,5 @@ def test_release_without_a_hash_is_pinned(ckpts, tmp_path, monkeypatch):
 def test_offline_without_cache_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("VSRKIT_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("VSRKIT_OFFLINE", "1")
-    with pytest.raises(VsrkitError, match="no weights for rlsp-7-48-released: ckpt_rslp_48.index is not in the cache"):
+    with pytest.raises(VsrkitError, match="no weights for rlsp-7-48-released: downloads are off .*copy the file ckpt_rslp_48.index from https://.* \\(sha256 6f440c5a.*\\) to .*cache.*ckpt_rslp_48.index, or pass --weights FILE"):
         vsrkit.load_model("rlsp-7-48-released", progress=False)

@@ -89,19 +89,46 @@ def _pin_file(cached: Path) -> Path:
     return cached.with_name(cached.name + ".sha256")
 
 
+def _full(sha: str) -> bool:
+    return len(sha) == 64
+
+
 def expected_sha256(src: WeightsSource) -> str:
-    """The hash a file must have: the recorded one, else the one pinned at its first download."""
-    if src.sha256:
+    """The hash a file must have: the recorded one; for a release with none, or only the prefix that its official
+    file name carries, the full hash pinned at its first download (else the prefix, or nothing)."""
+    if _full(src.sha256):
         return src.sha256
     pin = _pin_file(cache_dir() / src.filename)
-    return pin.read_text().strip() if pin.is_file() else ""
+    pinned = pin.read_text().strip() if pin.is_file() else ""
+    if pinned and pinned.startswith(src.sha256.lower()):
+        return pinned
+    return src.sha256
+
+
+def _pin(name: str, path: Path, recorded: str) -> None:
+    """Keep the full sha256 of a first download whose hash was not published in full, so a later file that only
+    shares the prefix (or differs) is refused."""
+    digest = sha256_file(path)
+    write_atomic_text(_pin_file(path), digest + "\n")
+    what = f"only the prefix {recorded} of its sha256" if recorded else "no published sha256"
+    log.warning("%s has %s: the downloaded file's sha256 is %s, pinned in %s; a later file that differs will be "
+                "refused", name, what, digest, _pin_file(path))
+
+
+def missing_weights_message(name: str, src: WeightsSource, why: str) -> str:
+    """One line for a machine that cannot fetch a model's weights: which file, where to put it, and its hash."""
+    cached = cache_dir() / src.filename
+    want = expected_sha256(src)
+    sha = f"sha256 {want}" if _full(want) else (f"sha256 starting {want}" if want else "no published sha256")
+    return (f"no weights for {name}: {why}; copy the file {src.filename} ({sha}; from {src.where()}) to {cached}, "
+            "or pass --weights FILE")
 
 
 def resolve_weights(name: str, src: WeightsSource, progress: bool = True) -> Path:
     """A verified local checkpoint for a named model (cache, then package, then official URL).
 
-    A release with no published sha256 is pinned at its first download: its hash is printed and kept beside
-    the cached file, and a later file that differs is refused.
+    A release with no published sha256, or only a prefix of it, is pinned at its first download: its hash is
+    printed and kept beside the cached file, and a later file that differs is refused.
     """
     if src.bundled:
         return bundled_file(name, src)
@@ -111,52 +138,56 @@ def resolve_weights(name: str, src: WeightsSource, progress: bool = True) -> Pat
     want = expected_sha256(src)
     if cached.is_file():
         if want and not _hash_ok(cached, want):
-            if not src.sha256:
+            if not _full(src.sha256) and _full(want):
                 raise VsrkitError(f"cached {cached} differs from the file pinned at its first download "
                                   f"(sha256 {want}); delete both to fetch it again")
             log.warning("cached %s fails its sha256 check; fetching it again", cached)
         else:
+            if not _full(want):
+                _pin(name, cached, src.sha256)
             return cached
     pkg = package_file(src)
     if pkg is not None:
         if _hash_ok(pkg, src.sha256):
             return pkg
         raise VsrkitError(f"weights for {name} in package {src.package} ({pkg}) are corrupt: sha256 mismatch; reinstall it")
-    if src.url and os.environ.get("VSRKIT_OFFLINE") != "1":
+    if not src.url:
+        raise VsrkitError(missing_weights_message(name, src, "it has no public download"))
+    if os.environ.get("VSRKIT_OFFLINE") == "1":
+        raise VsrkitError(missing_weights_message(name, src, "downloads are off (VSRKIT_OFFLINE=1)"))
+    try:
         path = download(src.url, cached, want, progress=progress)
-        if not want:
-            digest = sha256_file(path)
-            write_atomic_text(_pin_file(path), digest + "\n")
-            log.warning("%s has no published sha256: the downloaded file's sha256 is %s, pinned in %s; "
-                        "a later file that differs will be refused", name, digest, _pin_file(path))
-        return path
-    raise VsrkitError(
-        f"no weights for {name}: get them with `{src.where()}` or pass --weights FILE"
-        + (f" (expected file {src.filename})" if src.filename else "")
-    )
+    except VsrkitError as e:
+        raise VsrkitError(missing_weights_message(name, src, str(e))) from None
+    if not _full(want):
+        _pin(name, path, src.sha256)
+    return path
 
 
 def _fetch_part(name: str, part: RemoteFile, folder: Path, progress: bool) -> Path:
     """One file of a multi-file release in ``folder``: cached (and checked), or downloaded, checked or pinned."""
     dest = folder / part.name
     pin = _pin_file(dest)
-    want = part.sha256 or (pin.read_text().strip() if pin.is_file() else "")
+    pinned = pin.read_text().strip() if pin.is_file() else ""
+    want = part.sha256 if _full(part.sha256) else (pinned if pinned.startswith(part.sha256.lower()) else part.sha256)
     if dest.is_file():
         if _hash_ok(dest, want):
             return dest
-        if not part.sha256:
+        if not _full(part.sha256) and _full(want):
             raise VsrkitError(f"cached {dest} differs from the file pinned at its first download (sha256 {want}); "
                               "delete both to fetch it again")
         log.warning("cached %s fails its sha256 check; fetching it again", dest)
+    sha = f"sha256 {want}" if _full(want) else (f"sha256 starting {want}" if want else "no published sha256")
     if os.environ.get("VSRKIT_OFFLINE") == "1":
-        raise VsrkitError(f"no weights for {name}: {part.name} is not in the cache ({folder}) and downloads are off "
-                          "(VSRKIT_OFFLINE=1); pass --weights FILE")
-    path = download(part.url, dest, want, progress=progress)
-    if not want:
-        digest = sha256_file(path)
-        write_atomic_text(pin, digest + "\n")
-        log.warning("%s has no published sha256: the downloaded file's sha256 is %s, pinned in %s; "
-                    "a later file that differs will be refused", part.name, digest, pin)
+        raise VsrkitError(f"no weights for {name}: downloads are off (VSRKIT_OFFLINE=1); copy the file {part.name} "
+                          f"from {part.url} ({sha}) to {dest}, or pass --weights FILE")
+    try:
+        path = download(part.url, dest, want, progress=progress)
+    except VsrkitError as e:
+        raise VsrkitError(f"no weights for {name}: {e}; copy the file {part.name} from {part.url} ({sha}) to {dest}, "
+                          "or pass --weights FILE") from None
+    if not _full(want):
+        _pin(part.name, path, part.sha256)
     return path
 
 
