@@ -1,18 +1,16 @@
-"""Shared fixtures: a fixed thread count, golden case loading, real-data paths with skip reasons.
+"""Shared fixtures: a fixed thread count and a spy on grid_sample's dtypes.
 
-The helpers themselves live in ``golden.py`` (importable from any test folder, since this file puts
-``tests/`` on ``sys.path``); the fixtures below wrap them for tests that prefer fixtures.
+Helpers shared by test folders are plain modules beside this file, importable from any of them (pytest puts
+``tests/``, where this conftest lives, on ``sys.path``): ``golden.py`` (golden cases and real-data paths, with skip
+reasons) and ``compare.py`` (the one comparison of two computation paths).
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 import torch
-
-import golden
 
 THREADS = int(os.environ.get("VSRKIT_TEST_THREADS", "2"))
 
@@ -38,20 +36,3 @@ def grid_sample_dtypes(monkeypatch) -> list[tuple[torch.dtype, torch.dtype]]:
     monkeypatch.setattr(F, "grid_sample", spy)
     return seen
 
-
-@pytest.fixture
-def golden_case():
-    """``golden_case(name) -> (case.json, io tensors, folder)``; skips when ../shared/golden is absent."""
-    return golden.load_case
-
-
-@pytest.fixture
-def shared_data():
-    """``shared_data(*parts) -> Path`` under ../shared/data; skips with the missing path as the reason."""
-    return golden.data_path
-
-
-@pytest.fixture
-def carphone() -> Path:
-    """The real 176x144 carphone clip (120 frames)."""
-    return golden.data_path("clips", "carphone_pristine.mp4")

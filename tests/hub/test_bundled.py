@@ -3,6 +3,11 @@ them as here, and they reproduce the validation PSNR of their model card (hub/ca
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
@@ -18,6 +23,20 @@ from vsrkit.hub.pretrained import FAST_MODELS
 from vsrkit.hub.registry import CPU_DEFAULT_MODEL, DEFAULT_MODEL, FAST_MODEL, default_model, get_entry
 
 NAMES = sorted(FAST_MODELS)
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def documented_models() -> dict[str, str]:
+    """The model names the README promises: the default with a GPU and on a CPU, and what --fast runs."""
+    text = README.read_text()
+    found = {
+        "gpu": re.search(r"with a GPU, `([^`]+)` \(the default", text),
+        "cpu": re.search(r"On a CPU the default\s+is (?:still )?`([^`]+)`", text),
+        "fast": re.search(r"^vsrkit upscale \S+ -o \S+ --fast\s+# = --model (\S+)$", text, re.M),
+    }
+    missing = [k for k, m in found.items() if m is None]
+    assert not missing, f"README.md no longer states the {missing} model in the expected words"
+    return {k: m.group(1) for k, m in found.items()}
 
 
 @pytest.fixture
@@ -34,11 +53,17 @@ def test_bundled_file_is_shipped_with_its_arguments(name):
     path = card_path(name, ".safetensors")
     assert entry.weights.bundled and path.is_file()
     assert path.stat().st_size < 2 * 2**20  # a few MB for all of them together
-    assert sha256_file(path) == entry.weights.sha256
-    _, meta = load_with_meta(path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()  # of the shipped bytes, not through vsrkit's helper
+    assert entry.weights.sha256 == digest and sha256_file(path) == digest
+    sd, meta = load_with_meta(path)
     assert meta["arch"] == entry.arch and meta["kwargs"] == entry.kwargs  # saved with its constructor arguments
     card = read_card(name)
-    assert card["name"] == name and card["weights"]["sha256"] == entry.weights.sha256
+    assert card == json.loads(card_path(name, ".json").read_text())
+    assert card["name"] == name and card["weights"] == dict(card["weights"], file=path.name, sha256=digest)
+    assert (card["arch"], card["kwargs"]) == (entry.arch, entry.kwargs)
+    assert card["params"] == sum(t.numel() for t in sd.values())  # counted in the file
+    md = card_path(name, ".md").read_text()  # the readable card states the same file
+    assert f"{card['params']:,} parameters" in md and f"`{path.name}` (sha256 `{digest[:16]}" in md
     assert set(card["validation"]["clips"]) == set(HELD_OUT) and card["validation"]["frames"] == VALIDATION_FRAMES
     assert card_path(name, ".md").is_file()
     for clip in HELD_OUT:  # the held-out clips were not trained on
@@ -71,9 +96,15 @@ def test_corrupt_bundled_file_is_one_clear_error(tmp_path, monkeypatch, offline)
 
 
 def test_default_model_by_device():
-    assert default_model("cuda") == default_model("cuda:1") == DEFAULT_MODEL
-    assert default_model("cpu") == CPU_DEFAULT_MODEL
-    assert FAST_MODEL in FAST_MODELS
+    """The defaults are the README's (not the constants restated), and they are registered models with
+    pretrained weights; --fast runs a bundled one (no download)."""
+    docs = documented_models()
+    assert default_model("cuda") == default_model("cuda:1") == DEFAULT_MODEL == docs["gpu"]
+    assert default_model("cpu") == CPU_DEFAULT_MODEL == docs["cpu"]
+    assert FAST_MODEL == docs["fast"] and FAST_MODEL in FAST_MODELS
+    for name in (docs["gpu"], docs["cpu"], docs["fast"]):
+        assert get_entry(name)[1].weights is not None, name
+    assert get_entry(docs["fast"])[1].weights.bundled
 
 
 def test_fast_flag_refuses_a_second_model(tmp_path):
@@ -115,8 +146,9 @@ def test_cpu_default_hints_at_fast_and_fast_flag_uses_the_bundled_model(tmp_path
     monkeypatch.setattr(pipeline, "load_model", spy)
     said: list[str] = []
     pipeline.upscale_file(src, tmp_path / "default.mp4", device="cpu", progress=False, say=said.append)
-    assert asked == [CPU_DEFAULT_MODEL]
-    assert any("--fast" in s and FAST_MODEL in s for s in said)
+    docs = documented_models()
+    assert asked == [docs["cpu"]]
+    assert any("--fast" in s and docs["fast"] in s for s in said)
     monkeypatch.setattr(pipeline, "load_model", real_load)
     r = CliRunner().invoke(main, ["upscale", str(src), "-o", str(tmp_path / "fast.mp4"), "--fast", "--device", "cpu",
                                   "-q"])

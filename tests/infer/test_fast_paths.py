@@ -23,6 +23,7 @@ from vsrkit.models.edvr import EDVR
 from vsrkit.models.rlsp import RLSP, RLSPReleased
 from vsrkit.models.spec import ModelSpec, Temporal
 
+from compare import assert_close_rel
 from golden import assert_close, case_dir, load_case
 
 CONVS = (torch.ops.aten.conv2d.default, torch.ops.aten.convolution.default, torch.ops.aten.mkldnn_convolution.default)
@@ -74,7 +75,7 @@ def test_channels_last_end_to_end_without_layout_changes(name, model, x):
         got = upscale_tensor(model, x, make_config("cpu", channels_last=True, chunk=100))
     assert spy.convs > 0
     assert not spy.flips, f"{name}: convolutions outside channels-last: {dict(spy.flips)}"
-    assert_close(got, want, tol=1e-5)
+    assert_close_rel(got, want)
 
 
 @pytest.mark.parametrize("name,model,x", [m for m in tiny_models() if m[0] != "esr-tr"] , ids=lambda v: v if isinstance(v, str) else "")
@@ -187,7 +188,7 @@ def test_two_pass_blocks_stay_exact_channels_last():
     x = torch.rand(5, 3, 64, 64)
     got = upscale_tensor(model, x, make_config("cpu", chunk=2))
     with torch.no_grad():
-        assert_close(got, model(x[None])[0], tol=1e-5)
+        assert_close_rel(got, model(x[None])[0])
 
 
 # ---- eSR: candidates combined before the pixel shuffle, in strips -----------------------------------
@@ -214,7 +215,7 @@ def test_esr_combines_before_the_shuffle_in_strips_with_the_golden_output(case, 
     with torch.no_grad():
         got = model(io["input"])
         assert_close(got, io["output"])
-        assert_close(got, shuffle_first(model, io["input"]), tol=1e-6)
+        assert_close_rel(got, shuffle_first(model, io["input"]))
 
 
 def test_esr_strips_match_the_official_formulation_at_x4_on_a_wide_frame(monkeypatch):
@@ -223,7 +224,7 @@ def test_esr_strips_match_the_official_formulation_at_x4_on_a_wide_frame(monkeyp
     model = edgesr.EdgeSRTR("eSR-TR_s4_K7_C16").eval()
     x = torch.rand(2, 1, 23, 41)
     with torch.no_grad():
-        assert_close(model(x), shuffle_first(model, x), tol=1e-6)
+        assert_close_rel(model(x), shuffle_first(model, x))
 
 
 # ---- decoding and encoding threads --------------------------------------------------------------------
@@ -342,4 +343,4 @@ def test_compile_compiles_the_parts_with_parameters_and_keeps_the_result():
     assert compiled and all(o == {"freezing": True} for _, o in compiled)
     assert {n for n, _ in compiled} >= {"Conv2d"}
     assert getattr(model, "_vsrkit_compiled", False)
-    assert_close(got, want, tol=1e-5)
+    assert_close_rel(got, want)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from compare import assert_close_rel
 from golden import assert_close, load_case
 from vsrkit.hub.checkpoint import load_state_dict, load_strict
 from vsrkit.errors import VsrkitError
@@ -63,9 +64,7 @@ def test_forward_sliding_equals_windows(name):
     with torch.no_grad():
         slid = forward_sliding(model, x, frame_chunk=3)
         for k in range(3):
-            win = model(x[:, k : k + t])
-            err = (slid[:, k] - win).abs().max().item()
-            assert err <= 1e-5, f"window {k}: {err}"
+            assert_close_rel(slid[:, k], model(x[:, k : k + t]), what=f"window {k}")
     assert slid.shape == (2, 3, c, h * model.spec.scale, w * model.spec.scale)
 
 
@@ -77,7 +76,7 @@ def test_upsample_in_strips_is_exact():
     with torch.no_grad():
         whole = m.upsample(feat, centre)
         strips = upsample_in_strips(m, feat, centre, budget=1)
-    assert (whole - strips).abs().max().item() <= 1e-6
+    assert_close_rel(strips, whole)
 
 
 def test_contract_attributes():

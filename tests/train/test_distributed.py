@@ -12,10 +12,14 @@ import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
+from compare import assert_close_rel
 from golden import data_path
 from trainutil import CONFIGS
 
 ITERS = 3
+# a loss is a mean over the batch's pixels: its summation order (here all-reduced from two halves) moves it by a
+# few eps, and the models' float32 differences (see compare.py) average out in it
+LOSS_RTOL = 1e-5
 
 
 def _sets(out, batch: int, clips) -> list[str]:
@@ -78,7 +82,8 @@ def test_two_processes_equal_one_with_the_global_batch(tmp_path):
     # rank 0 logged the averaged loss; the effective batch is reported
     two = [e["loss"] for e in read_log(tmp_path / "log.jsonl") if "loss" in e]
     ref = [e["loss"] for e in read_log(one / "log.jsonl") if "loss" in e]
-    assert len(two) == ITERS and max(abs(a - b) for a, b in zip(two, ref)) <= 1e-6
+    assert len(two) == ITERS
+    assert_close_rel(two, ref, LOSS_RTOL, floor=0, what="losses of 2 processes against 1")
     # only rank 0 logs and saves: one TensorBoard event file, one log entry per iteration, one checkpoint
     assert len(list((tmp_path / "tb").glob("events.out.tfevents.*"))) == 1
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["iter_00000003.safetensors", "latest.json"]

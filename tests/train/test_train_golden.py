@@ -10,11 +10,17 @@ from pathlib import Path
 import pytest
 import torch
 
+from compare import assert_close_rel
 from golden import load_case
 from vsrkit.train.config import load_config
 from vsrkit.train.loop import Trainer
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "train"
+# The losses were recorded on another machine (case.json: 1e-6, measured 1.4e-7 between thread counts). A loss is a
+# sum over the batch's pixels of a smooth function of the outputs, so the outputs' float32 differences between CPUs
+# (a few 1e-6 of their size, compare.py) average out in it: 1e-5 of the loss, still far below what a changed loss,
+# reduction or step moves it by.
+LOSS_RTOL = 1e-5
 
 
 def _stats(w: torch.Tensor, w0: torch.Tensor) -> torch.Tensor:
@@ -85,8 +91,7 @@ def test_train_basicvsr_step_matches_official(tmp_path):
         spynet_trains = all(p.requires_grad for n, p in trainer.model.named_parameters() if "spynet" in n)
         assert spynet_trains == meta["results"]["spynet_requires_grad_after_each_iteration"][len(losses) - 1]
 
-    for n, (got, want) in enumerate(zip(losses, io["loss"].tolist()), start=1):
-        assert abs(got - want) <= 1e-6 * want, f"loss of iteration {n}: {got} != {want}"
+    assert_close_rel(losses, io["loss"], LOSS_RTOL, floor=0, what="losses")
     for n, (got, want) in enumerate(zip(lrs, io["lr"].tolist()), start=1):
         assert got == pytest.approx(want, rel=1e-12, abs=0), f"learning rates of iteration {n}: {got} != {want}"
     # parameter groups: trunk first, then the 60 SpyNet tensors at lr x 0.125
@@ -140,8 +145,7 @@ def test_train_edvr_step_matches_official(tmp_path):
         lrs.append([g["lr"] for g in trainer.optimizer.param_groups])
         states.append({k: v.clone() for k, v in trainer.model.state_dict().items()})
         emas.append({k: v.clone() for k, v in trainer.ema.state_dict().items()})
-    for n, (got, want) in enumerate(zip(losses, io["loss"].tolist()), start=1):
-        assert abs(got - want) <= 1e-6 * want, f"loss of iteration {n}: {got} != {want}"
+    assert_close_rel(losses, io["loss"], LOSS_RTOL, floor=0, what="losses")
     for n, (got, want) in enumerate(zip(lrs, io["lr"].tolist()), start=1):
         assert got == pytest.approx(want, rel=1e-12, abs=0), f"learning rate of iteration {n}"
     counts = {("fusion" if "fusion" in n else "other"): int(trainer.optimizer.state[p]["step"])

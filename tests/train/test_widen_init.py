@@ -7,6 +7,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from compare import assert_close_rel
 from vsrkit.errors import VsrkitError
 from vsrkit.models.rlsp import RLSP
 from vsrkit.train.config import from_dict
@@ -38,7 +39,7 @@ def test_widened_network_computes_the_narrow_function(tmp_path):
     x = torch.rand(1, 6, 3, 9, 11, generator=torch.Generator().manual_seed(0))  # 6 frames: the state matters
     with torch.no_grad():
         want, got = narrow(x), wide(x)
-    assert (got - want).abs().max().item() < 1e-5
+    assert_close_rel(got, want, what="wide against narrow")
     # the new channels are live (their own nonzero weights, which training can use) and unseen by the old outputs
     old_out = 3 * 2 * 2 + 6  # residual channels and the narrow state
     assert wide.conv1.weight[8:].abs().sum() > 0 and wide.conv_out.weight[old_out:].abs().sum() > 0
