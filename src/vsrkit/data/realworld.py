@@ -67,7 +67,8 @@ from vsrkit.io.codec_roundtrip import VIDEO_CODECS, jpeg_roundtrip, video_roundt
 
 __all__ = ["KERNEL_TYPES", "INTERPOLATIONS", "BlurConfig", "ResizeConfig", "NoiseConfig", "JpegConfig",
            "VideoConfig", "SharpenConfig", "RealWorldConfig", "mesh_grid", "sigma_matrix", "gaussian_kernel",
-           "generalized_gaussian_kernel", "plateau_kernel", "sinc_kernel", "kernel_stream", "filter2d", "resize",
+           "generalized_gaussian_kernel", "plateau_kernel", "sinc_kernel", "KernelParams", "blur_params",
+           "make_kernel", "kernel_stream", "filter2d", "resize",
            "gaussian_noise", "poisson_noise", "unsharp_mask", "blur_op", "resize_op", "noise_op", "jpeg_op",
            "video_op", "sharpen_op", "seed_sequence", "clip_seed", "degrade_stream", "degrade_clip"]
 
@@ -278,8 +279,23 @@ def _choice(rng: np.random.Generator, options: tuple, probs: tuple[float, ...]):
     return options[int(rng.choice(len(options), p=p / p.sum()))]
 
 
-def kernel_stream(cfg: BlurConfig, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    """Endless float64 kernels for the frames of one clip: type and size drawn once, parameters drifting."""
+@dataclass(frozen=True)
+class KernelParams:
+    """One frame's blur kernel: its type, size and shape parameters (``beta`` is the effective one)."""
+
+    type: str
+    size: int
+    sigma_x: float
+    sigma_y: float
+    rotation: float
+    beta: float  # generalized Gaussian or plateau shape; unused by the others
+    omega: float  # sinc cut-off; unused by the others
+
+
+def blur_params(cfg: BlurConfig, rng: np.random.Generator) -> Iterator[KernelParams]:
+    """Endless per-frame kernel parameters of one clip (mmagic's ``RandomBlur.get_kernel``): type and size drawn
+    once; sigma_x, sigma_y, rotation, the two betas and omega drawn once, then drifting by ``U(-step, step)``
+    per frame, clipped to their ranges."""
     ktype = _choice(rng, cfg.kernel_types, cfg.kernel_probs)
     if ktype not in KERNEL_TYPES:
         raise ValueError(f"unknown kernel type {ktype!r}: use {', '.join(KERNEL_TYPES)}")
@@ -289,26 +305,36 @@ def kernel_stream(cfg: BlurConfig, rng: np.random.Generator) -> Iterator[np.ndar
     rot = _uniform(rng, cfg.rotation)
     bg, bp = _uniform(rng, cfg.beta_gaussian), _uniform(rng, cfg.beta_plateau)
     omega = _uniform(rng, omega_range)
-    iso = ktype.endswith("iso") and not ktype.endswith("aniso")
-
-    def beta(b: float) -> float:
-        return b + (1.0 - b) * float(rng.random()) if cfg.beta_towards_one else b
-
     while True:
-        if ktype in ("iso", "aniso"):
-            yield gaussian_kernel(size, sx, sy, rot, isotropic=iso)
-        elif ktype.startswith("generalized"):
-            yield generalized_gaussian_kernel(size, sx, sy, rot, beta(bg), isotropic=iso)
-        elif ktype.startswith("plateau"):
-            yield plateau_kernel(size, sx, sy, rot, beta(bp), isotropic=iso)
-        else:
-            yield sinc_kernel(size, omega)
+        beta = bg if ktype.startswith("generalized") else bp
+        if cfg.beta_towards_one and ktype.startswith(("generalized", "plateau")):
+            beta = beta + (1.0 - beta) * float(rng.random())
+        yield KernelParams(ktype, size, sx, sy, rot, beta, omega)
         sx = _drift(rng, sx, cfg.sigma_x_step, cfg.sigma_x)
         sy = _drift(rng, sy, cfg.sigma_y_step, cfg.sigma_y)
         rot = _drift(rng, rot, cfg.rotation_step, cfg.rotation)
         bg = _drift(rng, bg, cfg.beta_gaussian_step, cfg.beta_gaussian)
         bp = _drift(rng, bp, cfg.beta_plateau_step, cfg.beta_plateau)
         omega = _drift(rng, omega, cfg.omega_step, omega_range)
+
+
+def make_kernel(p: KernelParams) -> np.ndarray:
+    """The float64 kernel of :class:`KernelParams` ('iso' types use ``sigma_x`` only)."""
+    iso = not p.type.endswith("aniso") and p.type != "sinc"
+    if p.type in ("iso", "aniso"):
+        return gaussian_kernel(p.size, p.sigma_x, p.sigma_y, p.rotation, isotropic=iso)
+    if p.type.startswith("generalized"):
+        return generalized_gaussian_kernel(p.size, p.sigma_x, p.sigma_y, p.rotation, p.beta, isotropic=iso)
+    if p.type.startswith("plateau"):
+        return plateau_kernel(p.size, p.sigma_x, p.sigma_y, p.rotation, p.beta, isotropic=iso)
+    if p.type == "sinc":
+        return sinc_kernel(p.size, p.omega)
+    raise ValueError(f"unknown kernel type {p.type!r}: use {', '.join(KERNEL_TYPES)}")
+
+
+def kernel_stream(cfg: BlurConfig, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Endless float64 kernels for the frames of one clip (:func:`blur_params` made into kernels)."""
+    return map(make_kernel, blur_params(cfg, rng))
 
 
 # --------------------------------------------------------------------------------------- frame ops
