@@ -365,6 +365,8 @@ def test_config_choices_are_distributions():
 
 # ---------------------------------------------------------------------------------------------- the datasets
 def test_train_and_val_datasets_realworld(tmp_path):
+    """Training: the GT crop degraded with the seed (sample seed, index), so a sample reproduces and another seed
+    gives another degradation of the same crop; validation: the clip name's fixed seed."""
     from vsrkit.data.datasets import TrainDataset, ValDataset
     from vsrkit.train.config import DataCfg
 
@@ -372,14 +374,21 @@ def test_train_and_val_datasets_realworld(tmp_path):
     write_clip(tmp_path / "gt" / "a", frames)
     cfg = DataCfg(kind="clips", root=str(tmp_path / "gt"), num_frame=3, gt_size=64, degradation="realworld")
     ds = TrainDataset(cfg)
-    s1, s2, s3 = ds[(0, 123)], ds[(0, 123)], ds[(0, 124)]
+    s1, s2 = ds[(0, 123)], ds[(0, 123)]
     assert s1["lq"].shape == (3, 3, 16, 16) and s1["gt"].shape == (3, 3, 64, 64)
     assert torch.equal(s1["lq"], s2["lq"]) and torch.equal(s1["gt"], s2["gt"])
-    assert not torch.equal(s1["lq"], s3["lq"])
     assert 0 <= s1["lq"].min() and s1["lq"].max() <= 1
+    crop = (s1["gt"] * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    assert torch.allclose(s1["lq"] * 255, torch.from_numpy(degrade_clip(crop, 4, (123, 0))).permute(0, 3, 1, 2),
+                          atol=1e-3)
+    whole = TrainDataset(DataCfg(kind="clips", root=str(tmp_path / "gt"), num_frame=3, degradation="realworld"))
+    w1, w2 = whole[(0, 5)], whole[(0, 6)]  # same frames and crop, another degradation
+    assert torch.equal(w1["gt"], w2["gt"]) and not torch.equal(w1["lq"], w2["lq"])
     val = ValDataset(DataCfg(kind="clips", root=str(tmp_path / "gt"), degradation="realworld"))
-    v1, v2 = val[0], val[0]
-    assert v1["lq"].shape == (3, 3, 24, 32) and torch.equal(v1["lq"], v2["lq"])
+    v = val[0]
+    assert v["lq"].shape == (3, 3, 24, 32)
+    want = degrade_clip(np.stack(frames), 4, clip_seed(0, "a"))
+    assert torch.allclose(v["lq"] * 255, torch.from_numpy(want).permute(0, 3, 1, 2), atol=1e-3)
 
 
 def test_config_accepts_realworld():

@@ -73,9 +73,9 @@ def mmagic_style(frames: list[np.ndarray], codec: str, bitrate: int) -> list[np.
 
 @pytest.mark.parametrize("codec", VIDEO_CODECS)
 def test_video_equals_mmagic_container_path(codec):
-    frames = clip(8)
-    ours = list(video_roundtrip(iter(frames), codec, 40_000))
-    ref = mmagic_style(frames, codec, 40_000)
+    frames = clip(8, (0, 0, 144, 176))  # at 10 kbit/s mpeg4's rate control needs PyAV's bit-rate tolerance
+    ours = list(video_roundtrip(iter(frames), codec, 10_000))
+    ref = mmagic_style(frames, codec, 10_000)
     assert len(ours) == len(ref) == len(frames)
     for i, (a, b) in enumerate(zip(ours, ref)):
         assert a.shape == frames[0].shape and a.dtype == np.uint8
@@ -103,15 +103,18 @@ def test_video_other_sizes_become_the_first_frames_and_odd_sizes_work():
 
 def test_video_is_deterministic_at_sizes_not_multiple_of_16():
     """x264's AVX-512 code reads uninitialised memory at such sizes (x264_options works around it); frames of
-    varying size (as the first stage's drifting resize gives) and allocations in between make it show."""
-    base = np.concatenate(clip(1, (0, 0, 144, 176)) * 2, axis=1)
-    frames = [np.ascontiguousarray(np.roll(base, 3 * i, 1)[:132 - 2 * (i % 2), :162]) for i in range(12)]
-    runs = []
-    for _ in range(4):
-        runs.append(list(video_roundtrip(frames, "libx264", 30_000)))
-        _ = [av.VideoFrame.from_ndarray(np.full((130, 160, 3), k, np.uint8), format="rgb24") for k in range(3)]
-    for r in runs[1:]:
-        assert all(np.array_equal(a, b) for a, b in zip(r, runs[0]))
+    varying size (as the first stage's drifting resize gives), noisy content and allocations in between make it
+    show (without the workaround this fails on CPUs with AVX-512)."""
+    noise = np.random.default_rng(0).integers(0, 256, (140, 180, 3), dtype=np.uint8)
+    smooth = np.concatenate(clip(1, (0, 0, 140, 176)) * 2, axis=1)
+    for base in (noise, smooth):
+        frames = [np.ascontiguousarray(np.roll(base, 3 * i, 1)[:132 - 2 * (i % 2), :162]) for i in range(12)]
+        runs = []
+        for _ in range(6):
+            runs.append(list(video_roundtrip(frames, "libx264", 30_000)))
+            _ = [av.VideoFrame.from_ndarray(np.full((130, 160, 3), k, np.uint8), format="rgb24") for k in range(3)]
+        for r in runs[1:]:
+            assert all(np.array_equal(a, b) for a, b in zip(r, runs[0]))
 
 
 def test_video_bad_input():
