@@ -65,8 +65,8 @@ def test_eval_realworld_is_a_fixed_degraded_version(gt, tmp_path):
     assert results[0]["dataset"]["degradation"] == "realworld(seed=0)"
     assert results[0]["overall"]["psnr"] == results[1]["overall"]["psnr"] != results[2]["overall"]["psnr"]
     # the LR it scores is the clip's stream under clip_seed(seed, name): the same as the library gives
-    from vsrkit.eval.run import _realworld_lr
     from vsrkit.eval.dataset import find_clips
+    from vsrkit.eval.run import _realworld_lr
 
     clip = find_clips(root / "gt")[0]
     lr = np.stack(list(_realworld_lr(clip, 4, 0)))

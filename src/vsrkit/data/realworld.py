@@ -65,12 +65,13 @@ import torch.nn.functional as F
 
 from vsrkit.io.codec_roundtrip import VIDEO_CODECS, jpeg_roundtrip, video_roundtrip
 
-__all__ = ["KERNEL_TYPES", "INTERPOLATIONS", "BlurConfig", "ResizeConfig", "NoiseConfig", "JpegConfig",
-           "VideoConfig", "SharpenConfig", "RealWorldConfig", "mesh_grid", "sigma_matrix", "gaussian_kernel",
-           "generalized_gaussian_kernel", "plateau_kernel", "sinc_kernel", "KernelParams", "blur_params",
-           "make_kernel", "kernel_stream", "filter2d", "resize",
-           "gaussian_noise", "poisson_noise", "unsharp_mask", "blur_op", "resize_op", "noise_op", "jpeg_op",
-           "video_op", "sharpen_op", "seed_sequence", "clip_seed", "degrade_stream", "degrade_clip"]
+__all__ = [
+    "KERNEL_TYPES", "INTERPOLATIONS", "BlurConfig", "ResizeConfig", "NoiseConfig", "JpegConfig", "VideoConfig",
+    "SharpenConfig", "RealWorldConfig", "mesh_grid", "sigma_matrix", "gaussian_kernel", "generalized_gaussian_kernel",
+    "plateau_kernel", "sinc_kernel", "KernelParams", "blur_params", "make_kernel", "kernel_stream", "filter2d",
+    "resize", "gaussian_noise", "poisson_noise", "unsharp_mask", "blur_op", "resize_op", "noise_op", "jpeg_op",
+    "video_op", "sharpen_op", "seed_sequence", "clip_seed", "degrade_stream", "degrade_clip",
+]
 
 KERNEL_TYPES = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso", "sinc")
 INTERPOLATIONS = ("bilinear", "area", "bicubic")
@@ -180,8 +181,8 @@ class RealWorldConfig:
     jpeg1: JpegConfig = field(default_factory=JpegConfig)  # L98-101
     video1: VideoConfig = field(default_factory=VideoConfig)  # L103-109
     blur2: BlurConfig = field(default_factory=_stage2_blur)  # L111-132
-    resize2: ResizeConfig = field(  # L134-143
-        default_factory=lambda: ResizeConfig(mode_probs=(0.3, 0.4, 0.3), scale=(0.3, 1.2), step=0.03))  # L136, L137, L140
+    resize2: ResizeConfig = field(  # L134-143: resize_mode_prob L136, resize_scale L137, resize_step L140
+        default_factory=lambda: ResizeConfig(mode_probs=(0.3, 0.4, 0.3), scale=(0.3, 1.2), step=0.03))
     noise2: NoiseConfig = field(  # L145-156
         default_factory=lambda: NoiseConfig(gaussian_sigma=(1.0, 25.0), poisson_scale=(0.05, 2.5)))  # L149, L151
     jpeg2: JpegConfig = field(default_factory=JpegConfig)  # L158-161
