@@ -83,7 +83,7 @@ _PI = 3.1416  # the config writes pi so
 class BlurConfig:
     """``RandomBlur``: one kernel type and size per clip, parameters drifting per frame."""
 
-    prob: float = 1.0  # L51-71 (first stage: no prob, i.e. 1)
+    prob: float = 1.0  # L53 params has no prob in the first stage: RandomBlur's default 1 (second stage: L113)
     kernel_sizes: tuple[int, ...] = (7, 9, 11, 13, 15, 17, 19, 21)  # L54
     kernel_types: tuple[str, ...] = KERNEL_TYPES  # L55-58
     kernel_probs: tuple[float, ...] = (0.405, 0.225, 0.108, 0.027, 0.108, 0.027, 0.1)  # L59
@@ -92,7 +92,7 @@ class BlurConfig:
     rotation: tuple[float, float] = (-_PI, _PI)  # L62 rotate_angle
     beta_gaussian: tuple[float, float] = (0.5, 4.0)  # L63
     beta_plateau: tuple[float, float] = (1.0, 2.0)  # L64
-    # None: Real-ESRGAN's rule, as random_degradations.py's RandomBlur: [pi/3, pi] below 13 taps, else [pi/5, pi]
+    # not in L53-70, so RandomBlur's fallback (Real-ESRGAN's rule): [pi/3, pi] below 13 taps, else [pi/5, pi]
     omega: tuple[float, float] | None = None
     sigma_x_step: float = 0.02  # L65
     sigma_y_step: float = 0.02  # L66
@@ -107,7 +107,7 @@ class BlurConfig:
 class ResizeConfig:
     """``RandomResize``: up, down or keep, one interpolation per clip, the scale drifting per frame."""
 
-    prob: float = 1.0
+    prob: float = 1.0  # L75 params has no prob: RandomResize's default 1
     mode_probs: tuple[float, float, float] = (0.2, 0.7, 0.1)  # L76 resize_mode_prob: up, down, keep
     scale: tuple[float, float] = (0.15, 1.5)  # L77 resize_scale
     interpolations: tuple[str, ...] = INTERPOLATIONS  # L78 resize_opt
@@ -120,7 +120,7 @@ class ResizeConfig:
 class NoiseConfig:
     """``RandomNoise``: Gaussian or Poisson, colour or grey (one choice per clip), the level drifting per frame."""
 
-    prob: float = 1.0
+    prob: float = 1.0  # L86 params has no prob: RandomNoise's default 1
     types: tuple[str, str] = ("gaussian", "poisson")  # L87 noise_type
     type_probs: tuple[float, float] = (0.5, 0.5)  # L88 noise_prob
     gaussian_sigma: tuple[float, float] = (1.0, 30.0)  # L89
@@ -135,7 +135,7 @@ class NoiseConfig:
 class JpegConfig:
     """``RandomJPEGCompression``: an IJG quality drawn per clip, drifting per frame (rounded to an integer)."""
 
-    prob: float = 1.0
+    prob: float = 1.0  # L99 params has no prob: RandomJPEGCompression's default 1
     quality: tuple[float, float] = (30.0, 95.0)  # L99 quality
     step: float = 3.0  # L99 quality_step
 
@@ -144,7 +144,7 @@ class JpegConfig:
 class VideoConfig:
     """``RandomVideoCompression``: one codec and bitrate per clip, the clip encoded as a video at 1 frame/s."""
 
-    prob: float = 1.0
+    prob: float = 1.0  # L104 params has no prob: RandomVideoCompression's default 1
     codecs: tuple[str, ...] = VIDEO_CODECS  # L105 codec
     codec_probs: tuple[float, ...] = (1 / 3, 1 / 3, 1 / 3)  # L106 codec_prob
     bitrate: tuple[int, int] = (10_000, 100_000)  # L107 bitrate [1e4, 1e5], bits/s, both ends included
@@ -154,7 +154,7 @@ class VideoConfig:
 class SharpenConfig:
     """``UnsharpMasking`` of the GT, whose result the config degrades (``CopyValues`` gt_unsharp -> img, L50)."""
 
-    enabled: bool = True
+    enabled: bool = True  # L43-49 UnsharpMasking, L50 CopyValues gt_unsharp -> img
     kernel_size: int = 51  # L46
     sigma: float = 0.0  # L47 (0: cv2.getGaussianKernel's rule, 0.3 * ((51 - 1) / 2 - 1) + 0.8 = 8)
     weight: float = 0.5  # L48
