@@ -18,7 +18,11 @@ Order, on a clip of ``T`` GT frames (``H x W x 3`` uint8):
 
 Parameters drift from frame to frame within a clip as mmagic's ``*_step`` parameters make them: each op draws
 its parameters once per clip, and after every frame adds ``U(-step, step)`` and clips to the range. Kernel type
-and size, interpolation, noise type and grey/colour, codec and bitrate are drawn once per clip.
+and size, interpolation, noise type and grey/colour, codec and bitrate are drawn once per clip. As in mmagic, the
+generalized-Gaussian and plateau ``beta`` a kernel gets is drawn afresh for every frame between the drifting beta
+and 1 (``BlurConfig.beta_towards_one``): ``RandomBlur`` passes ``[beta, beta]`` as the range to
+``blur_kernels``'s random functions, which draw from ``U(range[0], 1)`` or ``U(1, range[1])``. Poisson noise is
+mmagic's, on 0..255 values (``Poisson(x v) / v - x``), weaker than BasicSR's on [0, 1] values.
 
 Values are 0..255 throughout. Where mmagic's arrays are uint8 (after JPEG; cv2's filter and resize keep uint8),
 frames here are uint8 tensors too and the blur and resize results are rounded (half to even, as cv2's
@@ -30,7 +34,7 @@ Randomness: everything is drawn from numpy ``Generator``s made from one seed (an
 Same seed, same input -> the same LR on the same machine (float rounding in convolutions may differ by an ULP
 between CPUs, which can move a value across a uint8 rounding boundary at JPEG time).
 
-Differences from mmagic (all but the last two below a uint8 level, or only in which random values are drawn):
+Differences from mmagic (below a uint8 level, or only in which random values are drawn, except the last):
 
 * random numbers come from numpy ``Generator``s (one per op), not the global ``np.random``/``random`` state: the
   distributions are the same, the draws are not;
@@ -38,15 +42,14 @@ Differences from mmagic (all but the last two below a uint8 level, or only in wh
   exact cell overlaps when shrinking both axes, else cv2's "area-mode" bilinear weights), computed in float32;
   cv2's uint8 path uses 11-bit fixed-point weights, so on uint8 frames (only the second stage's shuffled
   resize when it runs before video compression) results may differ by one level;
-* blur: cv2.filter2D (correlation, BORDER_REFLECT_101) as a float32 convolution; cv2 switches to a DFT for big
-  kernels, which rounds differently in the last float bits;
+* blur and unsharp masking: cv2.filter2D (correlation, BORDER_REFLECT_101) computed through the FFT in float32
+  (cv2 uses a DFT for big kernels too, direct sums for small ones): equal up to float rounding (~1e-5 of 255);
 * JPEG: libjpeg-turbo through Pillow instead of through OpenCV; same library, quality scaling, 4:2:0
   subsampling and DCT; RGB frames are encoded as if BGR, as mmagic's ``cv2.imencode`` does;
 * video: the codec runs with one thread (mmagic: FFmpeg's default thread count), otherwise the same encoder
-  settings; x264's output depends on its thread count, so individual frames differ, not the distribution;
-* the generalized-Gaussian and plateau ``beta`` is drawn afresh for every frame between the drifting beta and 1
-  (``BlurConfig.beta_towards_one``): mmagic passes ``[beta, beta]`` as the range to ``blur_kernels``'s random
-  functions, which draw from ``U(range[0], 1)`` or ``U(1, range[1])``;
+  settings (with one thread, the decoded frames equal those of mmagic's mp4 path bit for bit); x264's output
+  depends on its thread count, so individual frames differ from a multi-threaded run, not the distribution; on
+  AVX-512 CPUs x264 runs without its AVX-512 code (``io.codec_roundtrip.x264_options``: bit-exact, deterministic);
 * sizes: the resize keeps at least 2 x 2 pixels (mmagic's cv2 call fails on an empty size), and an odd final
   size is padded to even for x264 and cropped back (mmagic only uses 256 x 256 crops at x4).
 """
