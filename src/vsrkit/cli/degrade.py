@@ -1,4 +1,4 @@
-"""``vsrkit degrade``: the BI or BD low-resolution version of a video or a folder of frames."""
+"""``vsrkit degrade``: the BI, BD, RLSP or real-world low-resolution version of a video or a folder of frames."""
 
 from __future__ import annotations
 
@@ -16,12 +16,15 @@ from vsrkit.io import VideoReader, VideoWriter
               help="Folder for PNG frames (exact), or a .mp4/.mkv/.mov video (H.264 crf 0, yuv444p).")
 @click.option("--mode", default="bi", show_default=True,
               help="bi: MATLAB bicubic imresize; bd: Gaussian blur sigma 1.6 then subsampling (x4 only); "
-              "rlsp: the RLSP authors' Vid4 recipe (Gaussian sigma 1.5 on uint8, every scale-th pixel from 0).")
+              "rlsp: the RLSP authors' Vid4 recipe (Gaussian sigma 1.5 on uint8, every scale-th pixel from 0); "
+              "realworld: RealBasicVSR's random second-order pipeline (blur, resize, noise, JPEG, video; --seed).")
 @click.option("--scale", type=int, default=4, show_default=True, help="Downscaling factor.")
 @click.option("--max-frames", type=int, default=None, help="Stop after this many frames.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="realworld: the random seed (the same seed and input give the same output).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def degrade(input: Path, output: Path, mode: str, scale: int, max_frames: int | None, overwrite: bool,
+def degrade(input: Path, output: Path, mode: str, scale: int, max_frames: int | None, seed: int, overwrite: bool,
             quiet: bool) -> None:
     """Downscale INPUT (a video file or a folder of frames) with the BI or BD degradation into OUTPUT.
 
@@ -29,15 +32,19 @@ def degrade(input: Path, output: Path, mode: str, scale: int, max_frames: int | 
     antialiasing; BD: BD_degradation.m of BasicVSR). PNG frames keep them exactly. A video output is
     lossless H.264 in YUV 4:4:4, but the RGB -> YUV -> RGB conversion of 8-bit video changes pixel
     values by a level or two: write PNG frames for training or evaluation data.
+
+    realworld: the whole input is one clip (parameters drift from frame to frame, one video compression), output
+    size (W // scale) x (H // scale), rounded to uint8 at the end.
     """
     from tqdm import tqdm
 
     from vsrkit.data.degrade import BD_SCALE, MODES
-    from vsrkit.data.degrade import degrade as degrade_image
 
     mode = mode.lower()
-    if mode not in (*MODES, "rlsp"):
-        raise VsrkitError(f"unknown --mode {mode!r}: use bi, bd or rlsp")
+    if mode not in (*MODES, "rlsp", "realworld"):
+        raise VsrkitError(f"unknown --mode {mode!r}: use bi, bd, rlsp or realworld")
+    if seed < 0:
+        raise VsrkitError(f"--seed must be a non-negative integer, got {seed}")
     if scale < 1:
         raise VsrkitError(f"--scale must be a positive integer, got {scale}")
     if mode == "bd" and scale != BD_SCALE:
@@ -52,20 +59,64 @@ def degrade(input: Path, output: Path, mode: str, scale: int, max_frames: int | 
         if mode == "bd" and (info.width % scale or info.height % scale):
             raise VsrkitError(f"{input}: {info.width}x{info.height} is not divisible by {scale}, which BD "
                               f"x{scale} needs (crop it first)")
-        width, height = -(-info.width // scale), -(-info.height // scale)
+        if mode == "realworld" and (info.bit_depth != 8 or info.channels != 3):
+            raise VsrkitError(f"{input}: --mode realworld is defined on 8-bit RGB frames, this input has "
+                              f"{info.channels} channel(s) of {info.bit_depth} bits")
+        if mode == "realworld":
+            width, height = info.width // scale, info.height // scale
+            if not (width and height):
+                raise VsrkitError(f"{input}: {info.width}x{info.height} is smaller than --scale {scale}")
+        else:
+            width, height = -(-info.width // scale), -(-info.height // scale)
         total = info.num_frames if max_frames is None else min(max_frames, info.num_frames or max_frames)
         with VideoWriter(output, width=width, height=height, source=info, crf=0, pix_fmt="yuv444p",
                          channels=info.channels, bit_depth=info.bit_depth, overwrite=overwrite) as writer:
             with tqdm(total=total, unit="frame", disable=quiet, leave=False) as bar:
-                for frame in reader:
-                    if max_frames is not None and frame.index >= max_frames:
-                        break
-                    try:
-                        small = degrade_image(frame.image, mode, scale)
-                    except ValueError as e:
-                        raise VsrkitError(f"{input}: frame {frame.index}: {e}") from None
-                    writer.write(small, frame.pts)
+                frames = (_realworld(reader, input, scale, seed, max_frames) if mode == "realworld"
+                          else _per_frame(reader, input, mode, scale, max_frames))
+                for small, pts in frames:
+                    writer.write(small, pts)
                     bar.update(1)
             n = writer.frames_written
+    what = f"realworld seed {seed}" if mode == "realworld" else mode.upper()
     click.echo(f"vsrkit: wrote {output}: {n} frames, {info.width}x{info.height} -> {width}x{height} "
-               f"({mode.upper()} x{scale})", err=True)
+               f"({what} x{scale})", err=True)
+
+
+def _per_frame(reader, input: Path, mode: str, scale: int, max_frames: int | None):
+    """(LR image, pts) of every frame, degraded alone (bi, bd, rlsp)."""
+    from vsrkit.data.degrade import degrade as degrade_image
+
+    for frame in reader:
+        if max_frames is not None and frame.index >= max_frames:
+            break
+        try:
+            small = degrade_image(frame.image, mode, scale)
+        except ValueError as e:
+            raise VsrkitError(f"{input}: frame {frame.index}: {e}") from None
+        yield small, frame.pts
+
+
+def _realworld(reader, input: Path, scale: int, seed: int, max_frames: int | None):
+    """(LR image, pts) of every frame, the input streamed as one clip through ``data.realworld.degrade_stream``
+    and rounded to uint8."""
+    from collections import deque
+
+    import numpy as np
+
+    from vsrkit.data.realworld import degrade_stream
+
+    pts: deque = deque()
+
+    def images():
+        for frame in reader:
+            if max_frames is not None and frame.index >= max_frames:
+                break
+            pts.append(frame.pts)
+            yield frame.image
+
+    try:
+        for small in degrade_stream(images(), scale, seed):
+            yield np.rint(small).astype(np.uint8), pts.popleft()
+    except ValueError as e:
+        raise VsrkitError(f"{input}: {e}") from None

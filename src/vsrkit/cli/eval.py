@@ -17,7 +17,10 @@ from vsrkit.errors import VsrkitError
 @click.option("--gt", required=True, type=click.Path(path_type=Path),
               help="Ground truth: one folder of frames per clip (or a folder of images: an image set).")
 @click.option("--lr", type=click.Path(path_type=Path), default=None, help="LR frames, mirroring --gt.")
-@click.option("--degrade", "degradation", default=None, help="Make the LR frames from the GT: bi or bd.")
+@click.option("--degrade", "degradation", default=None,
+              help="Make the LR frames from the GT: bi, bd, or realworld (RealBasicVSR's random pipeline, --seed).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="--degrade realworld: the seed of the fixed degraded version (one stream per clip name).")
 @click.option("--metric", default="psnr,ssim", show_default=True, help="Comma list of psnr, ssim, flicker.")
 @click.option("--crop", type=int, default=None, help="Border pixels dropped on each side (default 0).")
 @click.option("--channel", default=None, help="y (BT.601, MATLAB rgb2ycbcr; default) or rgb.")
@@ -30,7 +33,7 @@ from vsrkit.errors import VsrkitError
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True)
 @click.option("--tile", type=int, default=None, help="Tile size in input pixels (as vsrkit upscale).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def eval_(model, weights, gt, lr, degradation, metric, crop, channel, protocol, json_out, csv_out, device,
+def eval_(model, weights, gt, lr, degradation, seed, metric, crop, channel, protocol, json_out, csv_out, device,
           precision, tile, quiet) -> None:
     """Score MODEL on a dataset: PSNR/SSIM averaged per clip, then over clips (as BasicSR and mmagic)."""
     from vsrkit.eval.protocols import resolve_protocol
@@ -45,7 +48,7 @@ def eval_(model, weights, gt, lr, degradation, metric, crop, channel, protocol, 
     if json_out is not None and csv_out is None:
         csv_out = json_out.with_suffix(".csv")
     result = evaluate(model, gt, lr, degradation, weights=weights, metrics=metrics, protocol=proto, device=device,
-                      precision=precision, tile=tile, progress=not quiet, say=say)
+                      precision=precision, tile=tile, progress=not quiet, say=say, seed=seed)
     click.echo(format_summary(result))
     if json_out is not None:
         say(f"wrote {write_json(result, json_out)}")

@@ -16,7 +16,9 @@ Layouts (``DataCfg.kind``):
             LR on the fly.
 
 LR frames made on the fly use ``vsrkit.data.degrade`` on a region around the crop that is aligned to the scale and
-wide enough for the kernels, so the result equals the crop of the whole degraded frame exactly.
+wide enough for the kernels, so the result equals the crop of the whole degraded frame exactly. ``degradation:
+realworld`` (``vsrkit.data.realworld``, RealBasicVSR's random pipeline) degrades the GT crop itself with a seed made
+of the sample's seed and index (validation: of the clip's name), so a sample is reproducible too.
 
 Training samples are drawn by ``(index, seed)`` pairs (see ``vsrkit.train.distributed.TrainSampler``): the seed
 decides the window, crop and augmentations, so a sample is the same in any process or DataLoader worker and a
@@ -39,6 +41,7 @@ import torch
 from torch.utils.data import Dataset
 
 from vsrkit.data.degrade import degrade, imresize
+from vsrkit.data.realworld import clip_seed, degrade_clip
 from vsrkit.data.transforms import apply_augment, draw_augment, paired_random_crop, random_crop_box
 from vsrkit.errors import VsrkitError
 from vsrkit.io.reader import IMAGE_SUFFIXES, VIDEO_SUFFIXES, _natural_key, _one_line
@@ -400,7 +403,7 @@ class TrainDataset(Dataset):
     def _degraded_video(self, i: int, clip: Clip) -> np.ndarray | None:
         """The whole LR version of a video kept in memory (``VideoFrames`` cache), made once per process. Cropping
         it equals degrading the crop's region (``degraded_crop``), so samples do not depend on it."""
-        if not isinstance(clip.gt, VideoFrames) or clip.gt._cache is None:
+        if not isinstance(clip.gt, VideoFrames) or clip.gt._cache is None or self.cfg.degradation == "realworld":
             return None
         cache = self.__dict__.setdefault("_lr_cache", {})
         if i not in cache:
@@ -437,6 +440,11 @@ class TrainDataset(Dataset):
                 lq = whole[start:start + n]
                 if size is not None:
                     lq, gt = paired_random_crop(lq, gt, cfg.gt_size, s, rng, what)
+            elif cfg.degradation == "realworld":  # random per sample: the GT crop itself is degraded, as in mmagic
+                if size is not None:
+                    y, x = random_crop_box((hl, wl), size, rng, what)
+                    gt = gt[:, y * s:(y + size) * s, x * s:(x + size) * s]
+                lq = degrade_clip(gt, s, (seed, idx))
             elif size is None:
                 lq = degrade(np.ascontiguousarray(gt), cfg.degradation, s)
             else:
@@ -470,6 +478,8 @@ class ValDataset(Dataset):
             lq = clip.lq.read(0, n)
             if gt.shape[1] != lq.shape[1] * cfg.scale or gt.shape[2] != lq.shape[2] * cfg.scale:
                 raise VsrkitError(f"{clip.lq.where()}: low-resolution frames are not 1/{cfg.scale} of the ground truth")
+        elif cfg.degradation == "realworld":  # a fixed degraded version: the clip's own seed
+            lq = degrade_clip(gt, cfg.scale, clip_seed(0, clip.name))
         else:
             lq = degrade(np.ascontiguousarray(gt), cfg.degradation, cfg.scale)
         return {"name": clip.name, "lq": _to_tensor(lq, cfg.channels), "gt": _to_tensor(gt, cfg.channels)}

@@ -127,6 +127,19 @@ def _gt_frame(path: Path, scale: int, crop_to_scale: bool) -> np.ndarray:
     return modcrop(img, scale) if crop_to_scale else img
 
 
+def _realworld_lr(clip: Clip, scale: int, seed: int) -> Iterator[np.ndarray]:
+    """The LR frames of a clip under the real-world degradation (``data.realworld``), rounded to uint8: the clip is
+    one stream with its own seed (``clip_seed(seed, name)``), so a clip's LR does not depend on the others."""
+    from vsrkit.data.realworld import clip_seed, degrade_stream
+
+    frames = (_gt_frame(p, scale, True) for p in clip.gt)
+    try:
+        for lr in degrade_stream(frames, scale, clip_seed(seed, clip.name)):
+            yield np.rint(lr).astype(np.uint8)
+    except ValueError as e:
+        raise VsrkitError(f"{clip.gt[0].parent}: {e}") from None
+
+
 def evaluate(
     model: str | torch.nn.Module | None,
     gt: str | os.PathLike,
@@ -141,19 +154,23 @@ def evaluate(
     tile: int | None = None,
     progress: bool = True,
     say: Callable[[str], None] | None = None,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Score ``model`` on the dataset at ``gt`` (LR frames from ``lr``, or made by ``degradation``)."""
+    """Score ``model`` on the dataset at ``gt`` (LR frames from ``lr``, or made by ``degradation``: bi, bd, or
+    realworld with ``seed``, a fixed random degradation per clip)."""
     from vsrkit.eval.protocols import resolve_protocol
     from vsrkit.hub.loader import load_model
 
     protocol = protocol or resolve_protocol()
     metrics = parse_metrics(metrics)
     if (lr is None) == (degradation is None):
-        raise VsrkitError("give either --lr DIR (the LR frames) or --degrade bi|bd (made from the GT)")
+        raise VsrkitError("give either --lr DIR (the LR frames) or --degrade bi|bd|realworld (made from the GT)")
     if degradation is not None:
         degradation = degradation.lower()
-        if degradation not in ("bi", "bd"):
-            raise VsrkitError(f"unknown --degrade {degradation!r}: use bi or bd")
+        if degradation not in ("bi", "bd", "realworld"):
+            raise VsrkitError(f"unknown --degrade {degradation!r}: use bi, bd or realworld")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise VsrkitError(f"--seed must be a non-negative integer, got {seed!r}")
     clips = find_clips(gt, lr)
     _check_lengths(clips, protocol)
     cfg = make_config(device, precision, tile, say=say)
@@ -195,11 +212,14 @@ def evaluate(
 
             def source() -> Iterator[np.ndarray]:
                 nonlocal source_time, lr_size
+                realworld = _realworld_lr(clip, scale, seed) if degradation == "realworld" else None
                 for i, gpath in enumerate(clip.gt):
                     t0 = time.perf_counter()
                     if clip.lr is not None:
                         img = read_frame(clip.lr[i])
                         where = clip.lr[i]
+                    elif realworld is not None:
+                        img, where = next(realworld), gpath
                     else:
                         img = degrade(_gt_frame(gpath, scale, True), degradation, scale)
                         where = gpath
@@ -281,7 +301,8 @@ def evaluate(
             "temporal": net.spec.temporal.describe(),
             "params": sum(p.numel() for p in net.parameters()),
         },
-        "dataset": {"gt": str(gt), "lr": None if lr is None else str(lr), "degradation": degradation,
+        "dataset": {"gt": str(gt), "lr": None if lr is None else str(lr),
+                    "degradation": f"realworld(seed={seed})" if degradation == "realworld" else degradation,
                     "clips": len(clips), "frames": total, "gt_modcrop": degradation is not None},
         "protocol": {"name": protocol.name, "channel": protocol.channel, "crop": protocol.crop,
                      "frames": protocol.frames, "clip_length": protocol.clip_length,

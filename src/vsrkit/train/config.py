@@ -61,7 +61,7 @@ class DataCfg:
     root: str
     lq_root: str | None = None  # low-resolution frames beside the ground truth; None: the standard place or on the fly
     split: str = "train"  # reds: train (all but REDS4 and REDSval4), val (REDSval4), test (REDS4); vimeo: train/test lists
-    degradation: str = "bi"  # bi | bd: how LR frames are made on the fly (vsrkit.data.degrade)
+    degradation: str = "bi"  # bi | bd | realworld: how LR frames are made on the fly (vsrkit.data.degrade, .realworld)
     scale: int = 4
     num_frame: int = 1  # frames per training sample; -1: the whole clip (Vimeo septuplets)
     gt_size: int = 0  # ground-truth crop size; 0: whole frames
@@ -279,7 +279,7 @@ def _check(cfg: Config) -> None:
             continue
         _choice(d.kind, DATA_KINDS, f"{key}.kind")
         _choice(d.split, SPLITS, f"{key}.split")
-        _choice(d.degradation, ("bi", "bd"), f"{key}.degradation")
+        _choice(d.degradation, ("bi", "bd", "realworld"), f"{key}.degradation")
         _choice(d.channels, ("rgb", "y"), f"{key}.channels")
         if d.scale < 1:
             raise VsrkitError(f"config: {key}.scale must be at least 1, got {d.scale}")
