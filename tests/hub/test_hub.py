@@ -55,8 +55,7 @@ NOT_CHECKPOINTS = {
     # pending: each is covered in the issue it belongs to (by title)
     "mmagic_realbasicvsr": "pending: Real-world video: RealBasicVSR, the real-world degradation pipeline, "
     "and our own model for compressed video",
-    "mmagic_blur_kernels": "pending: Real-world video: RealBasicVSR, the real-world degradation pipeline, "
-    "and our own model for compressed video",
+    "mmagic_blur_kernels": "tests/data/test_realworld.py (the real-world pipeline's kernels)",
     "mmagic_basicvsrpp_dcn_offsets": "pending: BasicVSR++: the strongest model of the BasicVSR family, with its "
     "released weights and restoration models",
     "mmagic_basicvsrpp_hr_input": "pending: BasicVSR++: the strongest model of the BasicVSR family, with its "
