@@ -38,11 +38,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from vsrkit.data.config import DataCfg
 from vsrkit.data.degrade import degrade, imresize
 from vsrkit.data.transforms import apply_augment, draw_augment, paired_random_crop, random_crop_box
 from vsrkit.errors import VsrkitError
-from vsrkit.io.reader import IMAGE_SUFFIXES, VIDEO_SUFFIXES, _natural_key, _one_line
-from vsrkit.train.config import DataCfg
+from vsrkit.io.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_images, natural_key, one_line
 
 REDS4 = ("000", "011", "015", "020")  # BasicSR val_partition REDS4: the test clips
 REDSVAL4 = ("240", "241", "246", "257")  # BasicSR meta_info_REDSofficial4_test_GT.txt: the validation clips
@@ -70,15 +70,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     except VsrkitError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as e:
-        raise VsrkitError(f"{path}: cannot read image ({_one_line(e)})") from None
+        raise VsrkitError(f"{path}: cannot read image ({one_line(e)})") from None
     raise VsrkitError(f"{path}: image holds no picture")
-
-
-def _list_images(folder: Path) -> list[Path]:
-    files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-             and p.is_file()]
-    files.sort(key=lambda p: _natural_key(p.name))
-    return files
 
 
 class ImageFrames:
@@ -117,7 +110,7 @@ def _count_video_frames(path: Path) -> int:
     except VsrkitError:
         raise
     except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError) as e:
-        raise VsrkitError(f"{path}: not a readable video ({_one_line(e)})") from None
+        raise VsrkitError(f"{path}: not a readable video ({one_line(e)})") from None
 
 
 class VideoFrames:
@@ -150,7 +143,7 @@ class VideoFrames:
                         if len(out) == n:
                             break
         except (av.error.FFmpegError, OSError, ValueError) as e:
-            raise VsrkitError(f"{self.path}: cannot decode ({_one_line(e)})") from None
+            raise VsrkitError(f"{self.path}: cannot decode ({one_line(e)})") from None
         if len(out) < n:
             raise VsrkitError(f"{self.path}: decoded {start + len(out)} frames, fewer than the {start + n} needed "
                               f"(damaged or shorter than its packets say)")
@@ -192,7 +185,7 @@ def _need_dir(path: Path, what: str) -> Path:
 
 
 def _frames_of(folder: Path) -> ImageFrames:
-    files = _list_images(folder)
+    files = list_images(folder)
     if not files:
         raise VsrkitError(f"{folder}: no frames ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return ImageFrames(files)
@@ -280,7 +273,7 @@ def _vimeo(cfg: DataCfg) -> list[Clip]:
 def _clip_folders(cfg: DataCfg) -> list[Clip]:
     root = _need_dir(Path(cfg.root), "clip folders")
     lq_root = _need_dir(Path(cfg.lq_root), "low-resolution clip folders") if cfg.lq_root else None
-    names = sorted((p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=_natural_key)
+    names = sorted((p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=natural_key)
     if not names:
         raise VsrkitError(f"{root}: no clip folders (expected root/<clip>/<frame>.png, as Vid4/GT)")
     return [_pair(n, root / n, None if lq_root is None else lq_root / n) for n in _filter(names, cfg)]
@@ -288,10 +281,10 @@ def _clip_folders(cfg: DataCfg) -> list[Clip]:
 
 def _videos(cfg: DataCfg) -> list[Clip]:
     root = _need_dir(Path(cfg.root), "videos")
-    items = sorted((p for p in root.iterdir() if not p.name.startswith(".")), key=lambda p: _natural_key(p.name))
+    items = sorted((p for p in root.iterdir() if not p.name.startswith(".")), key=lambda p: natural_key(p.name))
     by_name = {}
     for p in items:
-        if p.is_dir() and _list_images(p):
+        if p.is_dir() and list_images(p):
             by_name[p.name] = p
         elif p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES:
             by_name[p.name] = p
@@ -310,7 +303,7 @@ def _videos(cfg: DataCfg) -> list[Clip]:
 def _images(cfg: DataCfg) -> list[Clip]:
     root = _need_dir(Path(cfg.root), "images")
     files = sorted((p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-                    and not p.name.startswith(".")), key=lambda p: _natural_key(str(p.relative_to(root))))
+                    and not p.name.startswith(".")), key=lambda p: natural_key(str(p.relative_to(root))))
     if not files:
         raise VsrkitError(f"{root}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     named = {str(p.relative_to(root)): p for p in files}

@@ -52,9 +52,11 @@ import torch
 
 from vsrkit.errors import VsrkitError
 from vsrkit.infer.colour import Item
+from vsrkit.infer.hooks import Hooks, Phase
 from vsrkit.infer.runtime import EngineConfig
 from vsrkit.infer.tiling import Runner
 from vsrkit.models.layers.common import channels_last_frames
+from vsrkit.jobs import hold_lock
 from vsrkit.models.spec import Block, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -429,10 +431,8 @@ class _Clock:
             self.hooks.on_progress(self.phases, index, done)
 
 
-def run(model: torch.nn.Module, spec: ModelSpec, runner: Runner, inp, cfg: EngineConfig, hooks) -> Iterator[tuple[Item, torch.Tensor]]:
+def run(model: torch.nn.Module, spec: ModelSpec, runner: Runner, inp, cfg: EngineConfig, hooks: Hooks) -> Iterator[tuple[Item, torch.Tensor]]:
     """The two passes (see the module docstring); yields (item, output (c, sh, sw)) from ``hooks.start``."""
-    from vsrkit.infer.engine import Phase
-
     k = max(cfg.chunk, 1)
     passes = spec.passes
     ctx = passes.context
@@ -441,8 +441,6 @@ def run(model: torch.nn.Module, spec: ModelSpec, runner: Runner, inp, cfg: Engin
     lock = None
     try:
         if own_dir:
-            from vsrkit.jobs import hold_lock
-
             lock = hold_lock(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         phases = [Phase("reading", None, 0.0), Phase("backward", None, 1.0), Phase("forward", None, 1.0 + passes.forward_cost)]

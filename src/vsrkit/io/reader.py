@@ -44,8 +44,6 @@ from __future__ import annotations
 import heapq
 import logging
 import os
-import re
-import sys
 from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
@@ -56,22 +54,14 @@ import av
 import numpy as np
 
 from vsrkit.errors import VsrkitError
+from vsrkit.io.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_images, one_line, open_input
+from vsrkit.io.pixfmt import layout, to_array
 
 __all__ = ["VideoInfo", "Frame", "probe", "VideoReader", "list_images", "IMAGE_SUFFIXES", "VIDEO_SUFFIXES"]
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
-VIDEO_SUFFIXES = frozenset({
-    ".mp4", ".m4v", ".mkv", ".mov", ".avi", ".webm", ".wmv", ".flv", ".mpg", ".mpeg", ".ts", ".m2ts",
-    ".mts", ".3gp", ".ogv", ".y4m", ".gif", ".mxf", ".vob", ".asf", ".divx", ".qt",
-})
-# suffix -> FFmpeg muxer for the outputs we write
-_WRITE_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 _REORDER_WINDOW = 4  # decoded frames looked ahead to repair out-of-order timestamps
-_LE = sys.byteorder == "little"
-_DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
-_PNG_NAME = re.compile(r"^\d{8}\.png$")
 
 
 @dataclass
@@ -113,21 +103,6 @@ class Frame:
 
 
 # --------------------------------------------------------------------------------------- helpers
-def _one_line(e: BaseException) -> str:
-    if isinstance(e, av.error.FFmpegError) and e.strerror:  # without the file name FFmpeg repeats
-        msg = e.strerror
-        if isinstance(e, av.error.EOFError):
-            msg = "the file ends too early: empty or truncated"
-        return " ".join(msg.split())
-    msg = " ".join(str(e).split())
-    return msg or type(e).__name__
-
-
-def _open(path: str | os.PathLike) -> av.container.InputContainer:
-    """Open for reading; undecodable metadata strings (a flipped byte) are replaced, not fatal."""
-    return av.open(str(path), metadata_errors="replace")
-
-
 def _kind(path: Path) -> str:
     """'image' or 'video', for messages about a single file."""
     return "image" if path.suffix.lower() in IMAGE_SUFFIXES else "video"
@@ -183,65 +158,6 @@ def _orient(arr: np.ndarray, o: Orientation | None) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def _natural_key(name: str) -> tuple:
-    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t.lower()) for t in re.split(r"(\d+)", name) if t)
-
-
-def _layout(fmt: av.VideoFormat, frame: av.VideoFrame | None = None) -> tuple[int, int]:
-    """(channels, bit_depth) the reader yields for a source pixel format."""
-    comps = list(fmt.components)
-    alpha = any(c.is_alpha for c in comps)
-    colour = [c for c in comps if not c.is_alpha]
-    if fmt.has_palette:
-        if frame is None:
-            return 4, 8
-        pal = np.frombuffer(bytes(frame.planes[1]), np.uint8)[: 256 * 4].reshape(-1, 4)
-        # AVPALETTE entries are native-endian 0xAARRGGBB words: alpha is byte 3 on little-endian
-        a = pal[:, 3] if _LE else pal[:, 0]
-        return (4 if (a != 255).any() else 3), 8
-    bits = max((c.bits for c in comps), default=8)
-    depth = 16 if bits > 8 and not fmt.is_bayer else 8
-    if len(colour) == 1 and not fmt.is_rgb:
-        return (4 if alpha else 1), depth
-    return (4 if alpha else 3), depth
-
-
-_ARRAY_FORMATS = {
-    (1, 8): "gray", (1, 16): "gray16le" if _LE else "gray16be",
-    (3, 8): "rgb24", (3, 16): "rgb48le" if _LE else "rgb48be",
-    (4, 8): "rgba", (4, 16): "rgba64le" if _LE else "rgba64be",
-}
-_PNG_FORMATS = {(1, 8): "gray", (1, 16): "gray16be", (3, 8): "rgb24", (3, 16): "rgb48be",
-                (4, 8): "rgba", (4, 16): "rgba64be"}
-
-
-def _is_yuv(fmt: av.VideoFormat) -> bool:
-    comps = [c for c in fmt.components if not c.is_alpha]
-    return not fmt.is_rgb and not fmt.has_palette and len(comps) == 3 and not fmt.name.startswith("xyz")
-
-
-def _to_array(frame: av.VideoFrame, channels: int, depth: int) -> np.ndarray:
-    """Decoded frame -> H x W x C array in the reader's layout."""
-    target = _ARRAY_FORMATS[(channels, depth)]
-    kw = {}
-    if _is_yuv(frame.format):
-        cs = frame.colorspace
-        if cs in (0, 2, 3) or cs > 10:  # rgb / unspecified / reserved: guess like players do
-            cs = 1 if frame.height >= 720 else 5
-        elif cs == 10:
-            cs = 9
-        kw = dict(src_colorspace=cs, dst_colorspace=cs,
-                  src_color_range=frame.color_range if frame.color_range in (1, 2) else 1,
-                  dst_color_range=2)
-    if frame.format.name == target:
-        arr = frame.to_ndarray()
-    else:
-        arr = frame.reformat(format=target, **kw).to_ndarray()
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    return np.ascontiguousarray(arr)
-
-
 # --------------------------------------------------------------------------------------- reading
 def probe(path: str | os.PathLike) -> VideoInfo:
     """Open ``path`` (video file or image folder), read its header only and describe it."""
@@ -249,21 +165,9 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         return r.info
 
 
-def _list_images(folder: Path) -> list[Path]:
-    files = [p for p in folder.iterdir()
-             if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()]
-    files.sort(key=lambda p: _natural_key(p.name))
-    return files
-
-
-def list_images(folder: str | os.PathLike) -> list[Path]:
-    """The image files directly in ``folder``, in the order a :class:`VideoReader` reads them (natural order)."""
-    return _list_images(Path(folder))
-
-
 def _decode_image(path: Path, index: int) -> av.VideoFrame:
     try:
-        with _open(path) as c:
+        with open_input(path) as c:
             if not c.streams.video:
                 raise VsrkitError(f"{path}: not an image (frame {index})")
             for frame in c.decode(c.streams.video[0]):
@@ -271,7 +175,7 @@ def _decode_image(path: Path, index: int) -> av.VideoFrame:
     except VsrkitError:
         raise
     except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError) as e:
-        raise VsrkitError(f"{path}: cannot read image (frame {index}): {_one_line(e)}") from None
+        raise VsrkitError(f"{path}: cannot read image (frame {index}): {one_line(e)}") from None
     raise VsrkitError(f"{path}: image holds no picture (frame {index})")
 
 
@@ -293,19 +197,19 @@ class VideoReader:
         if not p.exists():
             raise VsrkitError(f"{p}: no such file or folder")
         if p.is_dir():
-            self._files = _list_images(p)
+            self._files = list_images(p)
             if not self._files:
                 raise VsrkitError(f"{p}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
             first = _decode_image(self._files[0], 0)
-            ch, depth = _layout(first.format, first)
+            ch, depth = layout(first.format, first)
             self.info = VideoInfo(str(p), first.width, first.height, len(self._files), None, None,
                                   ch, depth, True, False)
             return
         what = _kind(p)
         try:
-            self._container = _open(p)
+            self._container = open_input(p)
         except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError) as e:
-            raise VsrkitError(f"{p}: not a readable {what} ({_one_line(e)})") from None
+            raise VsrkitError(f"{p}: not a readable {what} ({one_line(e)})") from None
         c = self._container
         if not c.streams.video:
             self.close()
@@ -326,7 +230,7 @@ class VideoReader:
             first = next(frames, None)
             # everything the first picture tells is read before its decoder is closed
             self._orientation = _orientation(first, p) if first is not None else None
-            ch, depth = _layout(cc.format, first)
+            ch, depth = layout(cc.format, first)
         except VsrkitError as e:
             self.close()
             raise VsrkitError(str(e).replace("video frame", "picture") if what == "image" else str(e)) from None
@@ -370,7 +274,7 @@ class VideoReader:
 
     def _restart(self) -> None:
         self.close()
-        self._container = _open(self.path)
+        self._container = open_input(self.path)
 
     def __iter__(self) -> Iterator[Frame]:
         if self.info.is_image_sequence:
@@ -394,7 +298,7 @@ class VideoReader:
                 raise VsrkitError(
                     f"{f}: size {frame.width}x{frame.height} differs from the first image "
                     f"{self._files[0].name} ({info.width}x{info.height}) (frame {i})")
-            yield Frame(_to_array(frame, info.channels, info.bit_depth), None, i)
+            yield Frame(to_array(frame, info.channels, info.bit_depth), None, i)
 
     # video files
     def _raw_frames(self) -> Iterator[av.VideoFrame]:
@@ -412,7 +316,7 @@ class VideoReader:
             except StopIteration:
                 break
             except (av.error.FFmpegError, OSError) as e:  # demuxer hit damage / truncation
-                ended_early = _one_line(e)
+                ended_early = one_line(e)
                 break
             try:
                 frames = packet.decode()
@@ -461,7 +365,7 @@ class VideoReader:
                 dur = fr.duration if fr.duration and fr.duration > 0 else step
                 pts = (last + dur) if last is not None else 0
             last = pts
-            out = Frame(_orient(_to_array(fr, info.channels, info.bit_depth), self._orientation), int(pts), index)
+            out = Frame(_orient(to_array(fr, info.channels, info.bit_depth), self._orientation), int(pts), index)
             index += 1
             return out
 
@@ -503,7 +407,7 @@ class VideoReader:
         if self.info.is_image_sequence:
             for i in range(start, len(self._files)):
                 frame = _decode_image(self._files[i], i)
-                yield Frame(_to_array(frame, self.info.channels, self.info.bit_depth), None, i)
+                yield Frame(to_array(frame, self.info.channels, self.info.bit_depth), None, i)
             return
         seek = self._seek
         keys = [k for k in seek.keys if k[0] <= start]
@@ -531,7 +435,7 @@ class VideoReader:
                 expect = i
             if i != expect:
                 break
-            yield Frame(_orient(_to_array(fr, self.info.channels, self.info.bit_depth), self._orientation),
+            yield Frame(_orient(to_array(fr, self.info.channels, self.info.bit_depth), self._orientation),
                         seek.pts[i], i)
             expect += 1
             if expect >= len(seek.pts):

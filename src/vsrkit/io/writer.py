@@ -41,10 +41,9 @@ import av
 import numpy as np
 
 from vsrkit.errors import VsrkitError
-from vsrkit.io.reader import (
-    _ARRAY_FORMATS, _DEFAULT_LAYOUTS, _PNG_FORMATS, _PNG_NAME, _WRITE_FORMATS, IMAGE_SUFFIXES, VideoInfo, _is_yuv,
-    _one_line, _open,
-)
+from vsrkit.io.files import WRITE_FORMATS, one_line, open_input
+from vsrkit.io.pixfmt import ARRAY_FORMATS, PNG_FORMATS, is_yuv
+from vsrkit.io.reader import VideoInfo
 
 __all__ = ["VideoWriter", "check_output", "is_image_folder_output", "output_kind", "DEFAULT_SEGMENT"]
 
@@ -58,6 +57,9 @@ _IMAGE_WRITERS = {
 _ACCEPTED = ("a video (.mp4, .m4v, .mov, .mkv), a folder of PNG frames (a name ending with / or without an "
              "extension), or for a single image in: one image (.png, .jpg, .tif, .bmp)")
 _SEGMENT_NAME = re.compile(r"^seg(\d{6})\.mp4$")
+_PNG_NAME = re.compile(r"^\d{8}\.png$")  # the frames of a PNG folder output
+# a default channel order AAC accepts, by number of channels
+_DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
 
 def output_kind(path: str | os.PathLike, single_image: bool = False) -> str:
@@ -67,7 +69,7 @@ def output_kind(path: str | os.PathLike, single_image: bool = False) -> str:
     if s.endswith(("/", os.sep)) or os.path.isdir(s):
         return "frames"
     suffix = Path(s).suffix.lower()
-    if suffix in _WRITE_FORMATS:
+    if suffix in WRITE_FORMATS:
         return "video"
     if suffix == "":
         if os.path.lexists(s):
@@ -114,7 +116,7 @@ def check_output(path: str | os.PathLike, source: str | os.PathLike | None = Non
 
 
 def _write_error(path: Path, what: str, e: BaseException) -> VsrkitError:
-    msg = e.strerror if isinstance(e, OSError) and e.strerror else _one_line(e)
+    msg = e.strerror if isinstance(e, OSError) and e.strerror else one_line(e)
     return VsrkitError(f"{path}: {what} failed: {msg}")
 
 
@@ -211,7 +213,7 @@ class VideoWriter:
             if not f.is_file():
                 break
             try:
-                with _open(f) as c:
+                with open_input(f) as c:
                     fr = next(c.decode(video=0))
                 ok = (fr.width, fr.height) == (self.width, self.height)
             except (av.error.FFmpegError, OSError, ValueError, StopIteration, UnicodeDecodeError):
@@ -234,7 +236,7 @@ class VideoWriter:
             if not f.is_file():
                 break
             try:
-                with _open(f) as c:
+                with open_input(f) as c:
                     s = c.streams.video[0]
                     pts = [p.pts for p in c.demux(s) if p.size]
                 ok = len(pts) == self.segment and None not in pts
@@ -268,7 +270,7 @@ class VideoWriter:
                     q.unlink()
             self._last_pts = None
             if n:
-                with _open(self._segments / f"seg{n // self.segment - 1:06d}.mp4") as c:
+                with open_input(self._segments / f"seg{n // self.segment - 1:06d}.mp4") as c:
                     s = c.streams.video[0]
                     self._last_pts = round(max(p.pts for p in c.demux(s) if p.size) * s.time_base / self.time_base)
         else:
@@ -281,14 +283,14 @@ class VideoWriter:
             vf = av.VideoFormat(pix_fmt)
         except (ValueError, av.error.FFmpegError):
             raise VsrkitError(f"{self.path}: unknown pixel format {pix_fmt!r}") from None
-        sub_w = vf.chroma_width(2) < 2 if _is_yuv(vf) else False
-        sub_h = vf.chroma_height(2) < 2 if _is_yuv(vf) else False
+        sub_w = vf.chroma_width(2) < 2 if is_yuv(vf) else False
+        sub_h = vf.chroma_height(2) < 2 if is_yuv(vf) else False
         self.enc_width = self.width + (self.width % 2 if sub_w else 0)
         self.enc_height = self.height + (self.height % 2 if sub_h else 0)
         if (self.enc_width, self.enc_height) != (self.width, self.height):
             log.warning("%s: %s needs even sizes: %dx%d is padded to %dx%d by repeating the last column/row",
                         self.path, pix_fmt, self.width, self.height, self.enc_width, self.enc_height)
-        self._yuv = _is_yuv(vf)
+        self._yuv = is_yuv(vf)
 
     def _mp4_options(self) -> dict[str, str]:
         # edit lists (start offsets) are in the movie timescale, 1 ms by default: make it exact
@@ -304,13 +306,13 @@ class VideoWriter:
         try:
             s = c.add_stream("libx264", rate=self.fps)
         except (av.error.FFmpegError, ValueError) as e:
-            raise VsrkitError(f"{self.path}: H.264 encoder unavailable: {_one_line(e)}") from None
+            raise VsrkitError(f"{self.path}: H.264 encoder unavailable: {one_line(e)}") from None
         cc = s.codec_context
         cc.width, cc.height = self.enc_width, self.enc_height
         try:
             cc.pix_fmt = self._pix_fmt
         except (ValueError, av.error.FFmpegError) as e:
-            raise VsrkitError(f"{self.path}: pixel format {self._pix_fmt!r}: {_one_line(e)}") from None
+            raise VsrkitError(f"{self.path}: pixel format {self._pix_fmt!r}: {one_line(e)}") from None
         cc.time_base = self.time_base
         s.time_base = self.time_base
         cc.framerate = self.fps
@@ -338,9 +340,9 @@ class VideoWriter:
     def _setup_copies(self, final: Path) -> None:
         """Add an output stream for each audio/subtitle stream of the source (copy or AAC)."""
         try:
-            self._src = _open(self.source.path)
+            self._src = open_input(self.source.path)
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:
-            log.warning("%s: cannot reopen %s to copy its audio: %s", final, self.source.path, _one_line(e))
+            log.warning("%s: cannot reopen %s to copy its audio: %s", final, self.source.path, one_line(e))
             return
         fmt = self._container.format.name.split(",")[0]
         for ins in self._src.streams:
@@ -400,7 +402,7 @@ class VideoWriter:
                     self._src_done = True
                     continue
                 except (av.error.FFmpegError, OSError) as e:
-                    log.warning("%s: copying audio stopped early: %s", self.path, _one_line(e))
+                    log.warning("%s: copying audio stopped early: %s", self.path, one_line(e))
                     self._src_done = True
                     continue
             pk = self._pending[0]
@@ -495,7 +497,7 @@ class VideoWriter:
         """One picture with ``codec`` (png keeps grey, alpha and 16-bit; jpeg/bmp are 8-bit)."""
         key = (a.shape[2], 16 if a.dtype == np.uint16 else 8)
         if codec == "png":
-            fmt = _PNG_FORMATS[key]
+            fmt = PNG_FORMATS[key]
         else:
             if key[1] == 16 and codec != "tiff":
                 a, key = (a >> 8).astype(np.uint8), (key[0], 8)
@@ -517,7 +519,7 @@ class VideoWriter:
             cc.time_base = Fraction(1, 25)
             if codec == "png":
                 self._png, self._png_key = cc, key
-        frame = av.VideoFrame.from_ndarray(a[:, :, 0] if key[0] == 1 else np.ascontiguousarray(a), format=_ARRAY_FORMATS[key])
+        frame = av.VideoFrame.from_ndarray(a[:, :, 0] if key[0] == 1 else np.ascontiguousarray(a), format=ARRAY_FORMATS[key])
         if frame.format.name != fmt:
             frame = frame.reformat(format=fmt)
         data = b"".join(bytes(p) for p in cc.encode(frame))
@@ -551,7 +553,7 @@ class VideoWriter:
         if (self.enc_width, self.enc_height) != (self.width, self.height):
             a = np.pad(a, ((0, self.enc_height - self.height), (0, self.enc_width - self.width), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(a[:, :, 0] if c == 1 else np.ascontiguousarray(a),
-                                           format=_ARRAY_FORMATS[(c, depth)])
+                                           format=ARRAY_FORMATS[(c, depth)])
         if self._yuv:
             frame = frame.reformat(format=self._pix_fmt, src_colorspace=1, dst_colorspace=1,
                                    src_color_range=2, dst_color_range=2 if self._pix_fmt.startswith("yuvj") else 1)
@@ -567,7 +569,7 @@ class VideoWriter:
         except (av.error.FFmpegError, ValueError) as e:
             if isinstance(e, OSError) and e.errno is not None:
                 raise
-            raise VsrkitError(f"{self.path}: encoding frame {self.frames_written} failed: {_one_line(e)}") from None
+            raise VsrkitError(f"{self.path}: encoding frame {self.frames_written} failed: {one_line(e)}") from None
         if (self.frames_written + 1) % self.segment == 0:
             self._close_segment()
 
@@ -575,19 +577,19 @@ class VideoWriter:
     def _join(self) -> Path:
         """The segments' packets and the source's audio/subtitles in the final container (no re-encoding)."""
         suffix = self.path.suffix.lower()
-        fmt = _WRITE_FORMATS[suffix]
+        fmt = WRITE_FORMATS[suffix]
         out = self.workdir / ("joined" + suffix)
         segs = sorted(q for q in self._segments.iterdir() if _SEGMENT_NAME.match(q.name))
         opts = self._mp4_options() if fmt in ("mp4", "mov") else {}
         self._container = av.open(str(out), "w", format=fmt, options=opts)
         last_dts = None
-        with _open(segs[0]) as first:
+        with open_input(segs[0]) as first:
             self._vstream = self._container.add_stream_from_template(first.streams.video[0])
         self._copies = {}
         if self.source is not None and not self.source.is_image_sequence:
             self._setup_copies(self.path)
         for seg in segs:
-            with _open(seg) as c:
+            with open_input(seg) as c:
                 s = c.streams.video[0]
                 for p in c.demux(s):
                     if p.size == 0:
