@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from vsrkit._version import __version__
+from vsrkit.atomic import write_atomic
 from vsrkit.errors import VsrkitError
 from vsrkit.hub.loader import load_model
 from vsrkit.hub.registry import FAST_MODEL, default_model
@@ -260,10 +261,7 @@ def _file_id(p: Path) -> list[int]:
 
 
 def _save_state(job: Job, t: int, state: Any) -> None:
-    path = job.dir / "state.pt"
-    tmp = job.dir / "state.pt.tmp"
-    torch.save({"frame": t, "state": state}, tmp)
-    os.replace(tmp, path)
+    write_atomic(job.dir / "state.pt", lambda tmp: torch.save({"frame": t, "state": state}, tmp))
 
 
 def _load_state(job: Job) -> tuple[int, Any]:

@@ -24,12 +24,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from vsrkit.atomic import write_atomic_text
 from vsrkit.data.degrade import BD_SCALE, degrade, imresize, modcrop
 from vsrkit.errors import VsrkitError
 from vsrkit.eval import metrics as M
 from vsrkit.eval.dataset import Clip, as_rgb8, find_clips, read_frame
 from vsrkit.eval.protocols import EvalProtocol
-from vsrkit.hub.checkpoint import write_atomic_text
 from vsrkit.infer import engine
 from vsrkit.infer.runtime import make_config
 

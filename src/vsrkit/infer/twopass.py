@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vsrkit.atomic import write_atomic
 from vsrkit.errors import VsrkitError
 from vsrkit.infer.colour import Item
 from vsrkit.infer.hooks import Hooks, Phase
@@ -396,9 +397,7 @@ class ImageInput:
 
 # ------------------------------------------------------------------------------------------------- run
 def _save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: torch.save(obj, tmp))
 
 
 def _load(path: Path) -> Any:

@@ -40,6 +40,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from vsrkit.atomic import write_atomic_bytes
 from vsrkit.errors import VsrkitError
 from vsrkit.io.files import WRITE_FORMATS, one_line, open_input
 from vsrkit.io.pixfmt import ARRAY_FORMATS, PNG_FORMATS, is_yuv
@@ -528,10 +529,7 @@ class VideoWriter:
         return data
 
     def _write_png(self, a: np.ndarray) -> None:
-        data = self._encode_image(a, "png")
-        tmp = self._frames_dir / ".frame.tmp"
-        tmp.write_bytes(data)
-        os.replace(tmp, self._frames_dir / f"{self.frames_written:08d}.png")
+        write_atomic_bytes(self._frames_dir / f"{self.frames_written:08d}.png", self._encode_image(a, "png"))
 
     def _write_video(self, a: np.ndarray, pts: int | None) -> None:
         if pts is None:
