@@ -2,7 +2,8 @@
 
 - :func:`layout`: the (channels, bit depth) a source pixel format is read as;
 - :data:`ARRAY_FORMATS`: the FFmpeg format of each (channels, bit depth) array, :data:`PNG_FORMATS` the PNG one;
-- :func:`to_array`: a decoded frame in that layout (YUV by its tagged matrix and range); :func:`is_yuv`.
+- :func:`to_array`: a decoded frame in that layout (YUV by its tagged matrix and range); :func:`is_yuv`;
+- :func:`to_rgb8`: such an array as 8-bit RGB (training data).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 import av
 import numpy as np
 
-__all__ = ["ARRAY_FORMATS", "PNG_FORMATS", "is_yuv", "layout", "to_array"]
+__all__ = ["ARRAY_FORMATS", "PNG_FORMATS", "is_yuv", "layout", "to_array", "to_rgb8"]
 
 LITTLE_ENDIAN = sys.byteorder == "little"
 
@@ -71,3 +72,16 @@ def to_array(frame: av.VideoFrame, channels: int, depth: int) -> np.ndarray:
     if arr.ndim == 2:
         arr = arr[:, :, None]
     return np.ascontiguousarray(arr)
+
+
+def to_rgb8(image: np.ndarray) -> np.ndarray:
+    """An ``H x W x 1/3/4`` uint8/uint16 frame as ``H x W x 3`` uint8 RGB, as FFmpeg converts it: grey repeated,
+    alpha dropped, 16 bits to 8 by swscale (dithered)."""
+    c = image.shape[2]
+    if image.dtype == np.uint16:
+        frame = av.VideoFrame.from_ndarray(image[:, :, 0] if c == 1 else np.ascontiguousarray(image),
+                                           format=ARRAY_FORMATS[(c, 16)])
+        return np.ascontiguousarray(frame.reformat(format="rgb24").to_ndarray())
+    if c == 1:
+        return np.repeat(image, 3, axis=2)
+    return np.ascontiguousarray(image[:, :, :3])
