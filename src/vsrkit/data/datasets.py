@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -42,7 +41,11 @@ from vsrkit.data.config import DataCfg
 from vsrkit.data.degrade import degrade, imresize
 from vsrkit.data.transforms import apply_augment, draw_augment, paired_random_crop, random_crop_box
 from vsrkit.errors import VsrkitError
-from vsrkit.io.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_images, natural_key, one_line
+from vsrkit.io.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_images, natural_key
+from vsrkit.io.pixfmt import to_rgb8
+from vsrkit.io.probe import count_frames
+from vsrkit.io.reader import VideoReader
+from vsrkit.io.reader import read_image as io_read_image
 
 REDS4 = ("000", "011", "015", "020")  # BasicSR val_partition REDS4: the test clips
 REDSVAL4 = ("240", "241", "246", "257")  # BasicSR meta_info_REDSofficial4_test_GT.txt: the validation clips
@@ -54,24 +57,10 @@ __all__ = ["REDS4", "REDSVAL4", "Clip", "ImageFrames", "VideoFrames", "read_imag
 
 # --------------------------------------------------------------------------------------------- decoding
 
-def _rgb(frame: av.VideoFrame) -> np.ndarray:
-    return np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
-
-
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """An image file as ``H x W x 3`` uint8 RGB (grey repeated, alpha dropped, 16 bits rounded to 8)."""
-    path = Path(path)
-    try:
-        with av.open(str(path)) as c:
-            if not c.streams.video:
-                raise VsrkitError(f"{path}: not an image")
-            for frame in c.decode(c.streams.video[0]):
-                return _rgb(frame)
-    except VsrkitError:
-        raise
-    except (av.error.FFmpegError, OSError, ValueError) as e:
-        raise VsrkitError(f"{path}: cannot read image ({one_line(e)})") from None
-    raise VsrkitError(f"{path}: image holds no picture")
+    """An image file as ``H x W x 3`` uint8 RGB (read by ``vsrkit.io``; grey repeated, alpha dropped, 16 bits to
+    8)."""
+    return to_rgb8(io_read_image(path))
 
 
 class ImageFrames:
@@ -99,20 +88,6 @@ class ImageFrames:
         return str(self.paths[0].parent) if self.paths else "?"
 
 
-def _count_video_frames(path: Path) -> int:
-    """Frames of a video by its packets (no decoding); a clear error for a file that is no video."""
-    try:
-        with av.open(str(path)) as c:
-            if not c.streams.video:
-                raise VsrkitError(f"{path}: holds no video stream")
-            s = c.streams.video[0]
-            return sum(1 for p in c.demux(s) if p.size)
-    except VsrkitError:
-        raise
-    except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError) as e:
-        raise VsrkitError(f"{path}: not a readable video ({one_line(e)})") from None
-
-
 class VideoFrames:
     """The frames of a video file. A video of at most ``CACHE_BYTES`` decoded is decoded once per process (each
     DataLoader worker) and kept in memory; a larger one is decoded from the start up to the frames asked for
@@ -122,7 +97,7 @@ class VideoFrames:
 
     def __init__(self, path: Path, count: int | None = None) -> None:
         self.path = path
-        self.count = _count_video_frames(path) if count is None else count
+        self.count = count_frames(path) if count is None else count
         self._cache: np.ndarray | None = None
 
     def __len__(self) -> int:
@@ -133,17 +108,12 @@ class VideoFrames:
 
     def _decode(self, start: int, n: int) -> np.ndarray:
         out: list[np.ndarray] = []
-        try:
-            with av.open(str(self.path)) as c:
-                s = c.streams.video[0]
-                s.thread_type = "AUTO"
-                for i, frame in enumerate(c.decode(s)):
-                    if i >= start:
-                        out.append(_rgb(frame))
-                        if len(out) == n:
-                            break
-        except (av.error.FFmpegError, OSError, ValueError) as e:
-            raise VsrkitError(f"{self.path}: cannot decode ({one_line(e)})") from None
+        with VideoReader(self.path) as reader:
+            for frame in reader:
+                if frame.index >= start:
+                    out.append(to_rgb8(frame.image))
+                    if len(out) == n:
+                        break
         if len(out) < n:
             raise VsrkitError(f"{self.path}: decoded {start + len(out)} frames, fewer than the {start + n} needed "
                               f"(damaged or shorter than its packets say)")
