@@ -16,17 +16,19 @@ import torch
 from torch import nn
 
 from vsrkit.data.datasets import VideoFrames
-from vsrkit.data.degrade import imresize
+from vsrkit.data.degrade import bicubic_upscale
 from vsrkit.errors import VsrkitError
-from vsrkit.eval.run import encode_png, evaluate
+from vsrkit.eval.run import evaluate
 from vsrkit.hub.cards import HELD_OUT, VALIDATION_FRAMES
+from vsrkit.io.images import encode_png, write_frame
 from vsrkit.models.spec import ModelSpec, Temporal
 
 __all__ = ["MatlabBicubic", "write_heldout_frames", "validate"]
 
 
 class MatlabBicubic(nn.Module):
-    """MATLAB bicubic upscaling (``imresize``) as a per-frame RGB model: the "Bicubic" row of the cards."""
+    """The bicubic baseline (``data.degrade.bicubic_upscale``: MATLAB ``imresize``) as a per-frame RGB model: the
+    "Bicubic" row of the cards."""
 
     def __init__(self, scale: int = 4) -> None:
         super().__init__()
@@ -35,7 +37,7 @@ class MatlabBicubic(nn.Module):
         self.register_buffer("_anchor", torch.zeros(1), persistent=False)  # gives the engine a device and dtype
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return imresize(x.float(), scale=self.scale).to(x.dtype)
+        return bicubic_upscale(x.float(), self.scale).to(x.dtype)
 
 
 def write_heldout_frames(clips_dir: str | os.PathLike, out: str | os.PathLike, frames: int = VALIDATION_FRAMES,
@@ -49,7 +51,7 @@ def write_heldout_frames(clips_dir: str | os.PathLike, out: str | os.PathLike, f
         folder = out / Path(name).stem
         folder.mkdir(parents=True, exist_ok=True)
         for i, frame in enumerate(VideoFrames(video).read(0, frames)):
-            (folder / f"{i:08d}.png").write_bytes(encode_png(frame))
+            write_frame(folder, i, encode_png(frame))
     return out
 
 
