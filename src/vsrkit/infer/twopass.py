@@ -29,6 +29,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import shutil
 import tempfile
 import zlib
@@ -47,7 +48,7 @@ from vsrkit.infer.hooks import Hooks, Phase
 from vsrkit.infer.runtime import EngineConfig
 from vsrkit.infer.tiling import Runner
 from vsrkit.infer.twoplan import (  # noqa: F401 - the plan, under the names its callers use
-    DEFAULT_BUDGET, Plan, check_space, free_bytes, make_plan, plan_for, sizes, state_bytes,
+    DEFAULT_BUDGET, Plan, make_plan, plan_for, sizes, state_bytes,
 )
 from vsrkit.jobs import hold_lock
 from vsrkit.models.spec import Block, ModelSpec
@@ -56,6 +57,24 @@ log = logging.getLogger(__name__)
 
 CACHE_BYTES = 256 * 2**20  # decoded frames kept around re-read blocks (a keyframe interval, mostly)
 TEMP_PREFIX = "vsrkit-job-"  # temporary folders made here are found by the leftover sweep (vsrkit.jobs)
+
+
+# ------------------------------------------------------------------------------------------------- disk
+def free_bytes(folder: Path) -> int:
+    """Free space (bytes) for an unprivileged writer in the filesystem holding ``folder``."""
+    p = Path(folder)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    st = os.statvfs(p)
+    return st.f_bavail * st.f_frsize
+
+
+def check_space(plan: Plan, folder: Path, what: str = "two-pass streaming") -> None:
+    """A one-line error when ``folder`` has less free space than the plan needs."""
+    free = free_bytes(folder)
+    if plan.disk > free:
+        raise VsrkitError(f"{what} needs about {plan.disk / 2**30:.2f} GiB of temporary disk in {folder}, only "
+                          f"{free / 2**30:.2f} GiB is free (free some space, or lower --temp-disk to trade it for time)")
 
 
 # ------------------------------------------------------------------------------------------------- inputs

@@ -4,7 +4,7 @@ A bidirectional model streamed in blocks needs, in pass 2, the backward state en
 opposite order from the one pass 1 makes them in. :func:`make_plan` chooses what pass 1 keeps within a disk budget
 (``Hooks.disk_budget``, default :data:`DEFAULT_BUDGET`): the backward features of the first blocks, a state per
 block, or a state per group of blocks (recomputing a group's states from its kept one); :func:`plan_for` is the plan
-of a video before it is read (its sizes measured on the model), :func:`check_space` the free disk it needs.
+of a video before it is read (its sizes measured on the model). (``twopass.check_space`` checks the free disk.)
 
 Why three, under a small budget: pass 2 needs the backward states in the opposite order from the one they are
 made in, the reversal of checkpointing (Griewank's ``revolve``). With ``s`` states kept for ``n`` blocks and
@@ -16,20 +16,17 @@ schedule, and two levels (groups of blocks) already reach that: an hour of 480x2
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from vsrkit.errors import VsrkitError
 from vsrkit.infer.runtime import EngineConfig
 from vsrkit.infer.tiling import Runner
 from vsrkit.models.layers.common import channels_last_frames
 from vsrkit.models.spec import Block, ModelSpec
 
-__all__ = ["DEFAULT_BUDGET", "Plan", "make_plan", "sizes", "state_bytes", "plan_for", "free_bytes", "check_space"]
+__all__ = ["DEFAULT_BUDGET", "Plan", "make_plan", "sizes", "state_bytes", "plan_for"]
 
 DEFAULT_BUDGET = 4 * 2**30  # temporary disk a plan may use unless told otherwise (bytes)
 
@@ -168,20 +165,3 @@ def plan_for(model: torch.nn.Module, cfg: EngineConfig, h: int, w: int, frames: 
     spool = 0 if rereads else frames * h * w * channels * bytes_per_sample
     k = max(cfg.chunk, 1)
     return make_plan(frames, k, sb, spool, budget, feature_bytes=fb * k + 4096)
-
-
-def free_bytes(folder: Path) -> int:
-    """Free space (bytes) for an unprivileged writer in the filesystem holding ``folder``."""
-    p = Path(folder)
-    while not p.exists() and p != p.parent:
-        p = p.parent
-    st = os.statvfs(p)
-    return st.f_bavail * st.f_frsize
-
-
-def check_space(plan: Plan, folder: Path, what: str = "two-pass streaming") -> None:
-    """A one-line error when ``folder`` has less free space than the plan needs."""
-    free = free_bytes(folder)
-    if plan.disk > free:
-        raise VsrkitError(f"{what} needs about {plan.disk / 2**30:.2f} GiB of temporary disk in {folder}, only "
-                          f"{free / 2**30:.2f} GiB is free (free some space, or lower --temp-disk to trade it for time)")
