@@ -1,5 +1,5 @@
 """Ship and document the fast models trained by vsrkit (issue 13): copy a run's weights into the package, measure
-them on the held-out clips (``vsrkit eval``) and write their model cards (hub/cards.py).
+them on the held-out clips (``vsrkit eval``, eval/cards.py) and write their model cards (hub/cards.py).
 
     python benchmarks/fast_models.py ship rlsp-fast-x4 RUN_DIR            # newest weights of RUN_DIR -> vsrkit/hub/weights
     python benchmarks/fast_models.py speed rlsp-fast-x4 --bench bench_fast.json --bench-ref bench_basicvsr.json
@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 import yaml
 
-from vsrkit.hub.cards import HELD_OUT, VALIDATION_FRAMES, MatlabBicubic, card_path, validate, write_heldout_frames
+from vsrkit.eval.cards import MatlabBicubic, validate, write_heldout_frames
+from vsrkit.hub.cards import HELD_OUT, VALIDATION_FRAMES, card_path
 from vsrkit.hub.checkpoint import load_with_meta, sha256_file
 from vsrkit.hub.download import BUNDLED_DIR
 from vsrkit.hub.registry import get_entry

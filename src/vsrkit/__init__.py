@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from vsrkit._version import __version__
 from vsrkit.errors import VsrkitError
 
-__version__ = "0.1.0"
 __all__ = ["VsrkitError", "load_model", "upscale", "__version__"]
 
 if TYPE_CHECKING:

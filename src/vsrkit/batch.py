@@ -22,8 +22,7 @@ from typing import Any
 import torch
 
 from vsrkit.errors import VsrkitError
-from vsrkit.io.reader import IMAGE_SUFFIXES, VIDEO_SUFFIXES, _natural_key
-from vsrkit.io.writer import _WRITE_FORMATS
+from vsrkit.io.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, WRITE_FORMATS, natural_key
 from vsrkit.jobs import disk_full
 
 log = logging.getLogger(__name__)
@@ -57,14 +56,14 @@ def batch_items(folder: str | os.PathLike, exclude: Path | None = None) -> list[
             items.append(p)
         elif p.is_dir() and _has_images(p):
             items.append(p)
-    return sorted(items, key=lambda q: _natural_key(q.name))
+    return sorted(items, key=lambda q: natural_key(q.name))
 
 
 def output_for(item: Path, out_dir: Path) -> Path | str:
     """Where an item's output goes (see the module docstring); a frame folder's ends with a separator."""
     if item.is_dir():
         return os.fspath(out_dir / item.name) + os.sep
-    if item.suffix.lower() in _WRITE_FORMATS:
+    if item.suffix.lower() in WRITE_FORMATS:
         return out_dir / item.name
     return out_dir / (item.name + ".mp4")
 
@@ -85,7 +84,7 @@ def share(items: list[Path], rank: int, world: int) -> list[Path]:
         return list(items)
     load = [0] * world
     owner: dict[Path, int] = {}
-    for p in sorted(items, key=lambda q: (-_size(q), _natural_key(q.name))):
+    for p in sorted(items, key=lambda q: (-_size(q), natural_key(q.name))):
         r = min(range(world), key=lambda i: (load[i], i))
         owner[p] = r
         load[r] += max(_size(p), 1)

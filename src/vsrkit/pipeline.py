@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
-import vsrkit
+from vsrkit._version import __version__
+from vsrkit.atomic import write_atomic
 from vsrkit.errors import VsrkitError
 from vsrkit.hub.loader import load_model
 from vsrkit.hub.registry import FAST_MODEL, default_model
@@ -160,7 +161,7 @@ def upscale_file(
                 seg = math.ceil(seg / cfg.chunk) * cfg.chunk  # resume points on block boundaries
             disk_budget = temp_disk * 2**30 if temp_disk is not None else None
             job.check_manifest({
-                "vsrkit": vsrkit.__version__, "input": [str(inp.resolve()), *_file_id(inp)],
+                "vsrkit": __version__, "input": [str(inp.resolve()), *_file_id(inp)],
                 "model": getattr(net, "model_name", type(net).__name__),
                 "weights": _weights_digest(net), "backend": backend, "device": cfg.device.type,
                 "precision": precision_name(cfg),
@@ -260,10 +261,7 @@ def _file_id(p: Path) -> list[int]:
 
 
 def _save_state(job: Job, t: int, state: Any) -> None:
-    path = job.dir / "state.pt"
-    tmp = job.dir / "state.pt.tmp"
-    torch.save({"frame": t, "state": state}, tmp)
-    os.replace(tmp, path)
+    write_atomic(job.dir / "state.pt", lambda tmp: torch.save({"frame": t, "state": state}, tmp))
 
 
 def _load_state(job: Job) -> tuple[int, Any]:

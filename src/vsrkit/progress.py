@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from tqdm import tqdm
 
-from vsrkit.infer.engine import Phase
+from vsrkit.infer.hooks import Phase
 
 
 def _clock_text(seconds: float | None) -> str:

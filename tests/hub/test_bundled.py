@@ -16,7 +16,8 @@ from media import make_clip
 from vsrkit.cli.main import main
 from vsrkit.errors import VsrkitError
 from vsrkit.hub import download
-from vsrkit.hub.cards import HELD_OUT, VALIDATION_FRAMES, card_path, read_card, validate, write_heldout_frames
+from vsrkit.eval.cards import validate, write_heldout_frames
+from vsrkit.hub.cards import HELD_OUT, VALIDATION_FRAMES, card_path, read_card
 from vsrkit.hub.checkpoint import load_with_meta, sha256_file
 from vsrkit.hub.loader import load_model
 from vsrkit.hub.pretrained import FAST_MODELS

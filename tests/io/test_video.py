@@ -294,7 +294,7 @@ def test_packet_without_dts_does_not_end_the_transcoded_audio(tmp_path: Path, mo
 
     def setup_then_drop_some_dts(self, final):  # the audio is copied when the video's segments are joined
         real(self, final)
-        packets = self._src_packets
+        packets = self._copy.packets
 
         def some_without_dts():
             for k, pk in enumerate(packets):
@@ -302,7 +302,7 @@ def test_packet_without_dts_does_not_end_the_transcoded_audio(tmp_path: Path, mo
                     pk.dts = None
                 yield pk
 
-        self._src_packets = some_without_dts()
+        self._copy.packets = some_without_dts()
 
     monkeypatch.setattr(VideoWriter, "_setup_copies", setup_then_drop_some_dts)
     with VideoReader(src) as r, VideoWriter(out, width=32, height=32, source=info, preset="ultrafast") as w:

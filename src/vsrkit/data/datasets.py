@@ -35,17 +35,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from vsrkit.data.config import DataCfg
 from vsrkit.data.degrade import degrade, imresize
 from vsrkit.data.realworld import clip_seed, degrade_clip
 from vsrkit.data.transforms import apply_augment, draw_augment, paired_random_crop, random_crop_box
 from vsrkit.errors import VsrkitError
-from vsrkit.io.reader import IMAGE_SUFFIXES, VIDEO_SUFFIXES, _natural_key, _one_line
-from vsrkit.train.config import DataCfg
+from vsrkit.io.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_images, natural_key
+from vsrkit.io.pixfmt import to_rgb8
+from vsrkit.io.probe import count_frames
+from vsrkit.io.reader import VideoReader
+from vsrkit.io.reader import read_image as io_read_image
 
 REDS4 = ("000", "011", "015", "020")  # BasicSR val_partition REDS4: the test clips
 REDSVAL4 = ("240", "241", "246", "257")  # BasicSR meta_info_REDSofficial4_test_GT.txt: the validation clips
@@ -57,31 +60,10 @@ __all__ = ["REDS4", "REDSVAL4", "Clip", "ImageFrames", "VideoFrames", "read_imag
 
 # --------------------------------------------------------------------------------------------- decoding
 
-def _rgb(frame: av.VideoFrame) -> np.ndarray:
-    return np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
-
-
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """An image file as ``H x W x 3`` uint8 RGB (grey repeated, alpha dropped, 16 bits rounded to 8)."""
-    path = Path(path)
-    try:
-        with av.open(str(path)) as c:
-            if not c.streams.video:
-                raise VsrkitError(f"{path}: not an image")
-            for frame in c.decode(c.streams.video[0]):
-                return _rgb(frame)
-    except VsrkitError:
-        raise
-    except (av.error.FFmpegError, OSError, ValueError) as e:
-        raise VsrkitError(f"{path}: cannot read image ({_one_line(e)})") from None
-    raise VsrkitError(f"{path}: image holds no picture")
-
-
-def _list_images(folder: Path) -> list[Path]:
-    files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-             and p.is_file()]
-    files.sort(key=lambda p: _natural_key(p.name))
-    return files
+    """An image file as ``H x W x 3`` uint8 RGB (read by ``vsrkit.io``; grey repeated, alpha dropped, 16 bits to
+    8)."""
+    return to_rgb8(io_read_image(path))
 
 
 class ImageFrames:
@@ -109,20 +91,6 @@ class ImageFrames:
         return str(self.paths[0].parent) if self.paths else "?"
 
 
-def _count_video_frames(path: Path) -> int:
-    """Frames of a video by its packets (no decoding); a clear error for a file that is no video."""
-    try:
-        with av.open(str(path)) as c:
-            if not c.streams.video:
-                raise VsrkitError(f"{path}: holds no video stream")
-            s = c.streams.video[0]
-            return sum(1 for p in c.demux(s) if p.size)
-    except VsrkitError:
-        raise
-    except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError) as e:
-        raise VsrkitError(f"{path}: not a readable video ({_one_line(e)})") from None
-
-
 class VideoFrames:
     """The frames of a video file. A video of at most ``CACHE_BYTES`` decoded is decoded once per process (each
     DataLoader worker) and kept in memory; a larger one is decoded from the start up to the frames asked for
@@ -132,7 +100,7 @@ class VideoFrames:
 
     def __init__(self, path: Path, count: int | None = None) -> None:
         self.path = path
-        self.count = _count_video_frames(path) if count is None else count
+        self.count = count_frames(path) if count is None else count
         self._cache: np.ndarray | None = None
 
     def __len__(self) -> int:
@@ -143,17 +111,12 @@ class VideoFrames:
 
     def _decode(self, start: int, n: int) -> np.ndarray:
         out: list[np.ndarray] = []
-        try:
-            with av.open(str(self.path)) as c:
-                s = c.streams.video[0]
-                s.thread_type = "AUTO"
-                for i, frame in enumerate(c.decode(s)):
-                    if i >= start:
-                        out.append(_rgb(frame))
-                        if len(out) == n:
-                            break
-        except (av.error.FFmpegError, OSError, ValueError) as e:
-            raise VsrkitError(f"{self.path}: cannot decode ({_one_line(e)})") from None
+        with VideoReader(self.path) as reader:
+            for frame in reader:
+                if frame.index >= start:
+                    out.append(to_rgb8(frame.image))
+                    if len(out) == n:
+                        break
         if len(out) < n:
             raise VsrkitError(f"{self.path}: decoded {start + len(out)} frames, fewer than the {start + n} needed "
                               f"(damaged or shorter than its packets say)")
@@ -195,7 +158,7 @@ def _need_dir(path: Path, what: str) -> Path:
 
 
 def _frames_of(folder: Path) -> ImageFrames:
-    files = _list_images(folder)
+    files = list_images(folder)
     if not files:
         raise VsrkitError(f"{folder}: no frames ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return ImageFrames(files)
@@ -283,7 +246,7 @@ def _vimeo(cfg: DataCfg) -> list[Clip]:
 def _clip_folders(cfg: DataCfg) -> list[Clip]:
     root = _need_dir(Path(cfg.root), "clip folders")
     lq_root = _need_dir(Path(cfg.lq_root), "low-resolution clip folders") if cfg.lq_root else None
-    names = sorted((p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=_natural_key)
+    names = sorted((p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=natural_key)
     if not names:
         raise VsrkitError(f"{root}: no clip folders (expected root/<clip>/<frame>.png, as Vid4/GT)")
     return [_pair(n, root / n, None if lq_root is None else lq_root / n) for n in _filter(names, cfg)]
@@ -291,10 +254,10 @@ def _clip_folders(cfg: DataCfg) -> list[Clip]:
 
 def _videos(cfg: DataCfg) -> list[Clip]:
     root = _need_dir(Path(cfg.root), "videos")
-    items = sorted((p for p in root.iterdir() if not p.name.startswith(".")), key=lambda p: _natural_key(p.name))
+    items = sorted((p for p in root.iterdir() if not p.name.startswith(".")), key=lambda p: natural_key(p.name))
     by_name = {}
     for p in items:
-        if p.is_dir() and _list_images(p):
+        if p.is_dir() and list_images(p):
             by_name[p.name] = p
         elif p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES:
             by_name[p.name] = p
@@ -313,7 +276,7 @@ def _videos(cfg: DataCfg) -> list[Clip]:
 def _images(cfg: DataCfg) -> list[Clip]:
     root = _need_dir(Path(cfg.root), "images")
     files = sorted((p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-                    and not p.name.startswith(".")), key=lambda p: _natural_key(str(p.relative_to(root))))
+                    and not p.name.startswith(".")), key=lambda p: natural_key(str(p.relative_to(root))))
     if not files:
         raise VsrkitError(f"{root}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     named = {str(p.relative_to(root)): p for p in files}

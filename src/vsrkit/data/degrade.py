@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 __all__ = ["MODES", "BD_SIGMA", "imresize", "bd_kernel", "modcrop", "bi_downscale", "bd_downscale", "degrade",
-           "bi_downscale_tensor", "bd_downscale_tensor", "degrade_tensor"]
+           "bi_downscale_tensor", "bd_downscale_tensor", "degrade_tensor", "bicubic_upscale", "bicubic_baseline"]
 
 MODES = ("bi", "bd")
 BD_SIGMA = 1.6  # BD_degradation.m
@@ -240,6 +240,21 @@ def imresize(x: torch.Tensor, scale: float | None = None, size: tuple[int, int] 
     y = _tap_sum(x.double(), -2, _bicubic_taps(h, size[0], 1.0 / sh, antialias))
     y = _tap_sum(y, -1, _bicubic_taps(w, size[1], 1.0 / sw, antialias))
     return y.to(x.dtype)
+
+
+def bicubic_upscale(x: torch.Tensor, scale: int) -> torch.Tensor:
+    """The bicubic baseline, on tensors: MATLAB ``imresize(x, scale, 'bicubic')`` of a float tensor ``(..., h, w)``
+    (any range, not clamped). Every "bicubic" that vsrkit reports (the demo, ``vsrkit eval`` and its report, the
+    model cards) is this one, as the benchmarks' papers report it."""
+    return imresize(x, scale=scale)
+
+
+def bicubic_baseline(image: np.ndarray, scale: int) -> np.ndarray:
+    """The bicubic baseline of an ``H x W x C`` uint8 image (:func:`bicubic_upscale` of it in [0, 1], rounded to
+    uint8 as ``im2uint8`` does): ``scale`` times its size."""
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).double() / 255.0
+    y = bicubic_upscale(x, scale).clamp(0, 1).mul(255.0).round()
+    return y.permute(1, 2, 0).to(torch.uint8).numpy()
 
 
 def modcrop(img: np.ndarray, scale: int) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 
 from vsrkit.errors import VsrkitError
 from vsrkit.io import VideoReader
-from vsrkit.io.reader import list_images
+from vsrkit.io.files import list_images, natural_key
 
 __all__ = ["Clip", "find_clips", "read_frame", "as_rgb8"]
 
@@ -38,15 +38,13 @@ class Clip:
 
 def _clip_folders(root: Path) -> list[Path]:
     """Folders under ``root`` (not ``root`` itself) that hold image files, in natural order."""
-    from vsrkit.io.reader import _natural_key
-
     found = []
     for dirpath, dirnames, _files in os.walk(root):
-        dirnames.sort(key=_natural_key)
+        dirnames.sort(key=natural_key)
         d = Path(dirpath)
         if d != root and list_images(d):
             found.append(d)
-    return sorted(found, key=lambda p: tuple(_natural_key(part) for part in p.relative_to(root).parts))
+    return sorted(found, key=lambda p: tuple(natural_key(part) for part in p.relative_to(root).parts))
 
 
 def _by_stem(files: list[Path]) -> dict[str, Path]:

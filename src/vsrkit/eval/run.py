@@ -24,14 +24,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vsrkit.data.degrade import BD_SCALE, degrade, imresize, modcrop
+from vsrkit.atomic import write_atomic_text
+from vsrkit.data.degrade import BD_SCALE, bicubic_baseline, degrade, modcrop
 from vsrkit.errors import VsrkitError
 from vsrkit.eval import metrics as M
 from vsrkit.eval.dataset import Clip, as_rgb8, find_clips, read_frame
 from vsrkit.eval.protocols import EvalProtocol
-from vsrkit.hub.checkpoint import write_atomic_text
 from vsrkit.infer import engine
 from vsrkit.infer.runtime import make_config
+from vsrkit.io.images import encode_png
 
 __all__ = ["SCHEMA", "METRICS", "columns", "parse_metrics", "evaluate", "write_json", "write_csv", "encode_png"]
 
@@ -67,17 +68,6 @@ def parse_metrics(spec: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def encode_png(image: np.ndarray) -> bytes:
-    """An ``H x W x 3`` uint8 image as PNG bytes (PyAV's PNG encoder)."""
-    import av
-
-    h, w = image.shape[:2]
-    cc = av.CodecContext.create("png", "w")
-    cc.width, cc.height, cc.pix_fmt = w, h, "rgb24"
-    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-    return b"".join(bytes(p) for p in [*cc.encode(frame), *cc.encode(None)])
-
-
 def _crop_box(gt: np.ndarray, size: int = CROP_SIZE) -> tuple[int, int, int]:
     """(top, left, size) of the square with the most detail (gradient energy of Y) in a GT frame."""
     h, w = gt.shape[:2]
@@ -97,10 +87,8 @@ def _crop_box(gt: np.ndarray, size: int = CROP_SIZE) -> tuple[int, int, int]:
 
 
 def _bicubic(lr: np.ndarray, scale: int) -> np.ndarray:
-    """MATLAB bicubic upscaling of a uint8 frame (the field's 'Bicubic' row), as uint8 RGB."""
-    x = torch.from_numpy(as_rgb8(lr, "LR")).permute(2, 0, 1).double() / 255.0
-    y = imresize(x, scale=scale).clamp(0, 1).mul(255.0).round()
-    return y.permute(1, 2, 0).to(torch.uint8).numpy()
+    """The bicubic baseline of a uint8 frame (MATLAB bicubic: the field's 'Bicubic' row), as uint8 RGB."""
+    return bicubic_baseline(as_rgb8(lr, "LR"), scale)
 
 
 def _b64(image: np.ndarray) -> str:

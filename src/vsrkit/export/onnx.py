@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from vsrkit.atomic import write_atomic
 from vsrkit.errors import VsrkitError
 from vsrkit.models.layers.dcn import onnx_deform_conv
 from vsrkit.models.spec import ModelSpec, Protocol, Temporal
@@ -150,12 +150,8 @@ def export_onnx(
         "outputs": out_names,
         "deform_op": bool(deform_op),
     }
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+
+    def write(tmp: str) -> None:
         with torch.no_grad(), onnx_deform_conv(deform_op), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer warnings about Python ints taken from shapes
             torch.onnx.export(
@@ -175,9 +171,8 @@ def export_onnx(
             ref = ref if isinstance(ref, tuple) else (ref,)
             got = OnnxModel(tmp).run(*inputs)
             meta["max_abs_error"] = max(float((a - b).abs().max()) for a, b in zip(got, ref))
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    write_atomic(path, write)
     return meta
 
 

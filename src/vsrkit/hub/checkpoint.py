@@ -5,14 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from vsrkit.atomic import write_atomic, write_atomic_text  # noqa: F401 - write_atomic_text: for the hub's callers
 from vsrkit.errors import VsrkitError
 from vsrkit.hub import tfbundle
 
@@ -95,7 +95,7 @@ def save_weights(path: str | os.PathLike, state_dict: Mapping[str, torch.Tensor]
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state_dict.items()}
     meta = {WEIGHTS_META_KEY: json.dumps({"family": family, "arch": arch, "kwargs": dict(kwargs)})}
     meta.update(extra or {})
-    _atomic(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
 def _pickle_globals(path: Path) -> list[str] | None:
@@ -204,34 +204,8 @@ def load_strict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], 
     model.load_state_dict(state_dict, strict=True)
 
 
-def _atomic(path: str | os.PathLike, write: Callable[[str], None]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # the permissions of a plain open(), not mkstemp's 0600
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_atomic_text(path: str | os.PathLike, text: str) -> None:
-    """Write a small text file through a temporary name, renamed when complete."""
-    _atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-
-
-def save_atomic(obj: object, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename: never a half-written checkpoint."""
-    _atomic(path, lambda tmp: torch.save(obj, tmp))
-
-
 def save_safetensors_atomic(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike) -> None:
     """Save a state dict as safetensors through a temporary name, renamed when complete."""
     from safetensors.torch import save_file
 
-    _atomic(path, lambda tmp: save_file({k: v.contiguous() for k, v in state_dict.items()}, tmp))
+    write_atomic(path, lambda tmp: save_file({k: v.contiguous() for k, v in state_dict.items()}, tmp))

@@ -8,13 +8,13 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from vsrkit.atomic import write_atomic, write_atomic_text
 from vsrkit.errors import VsrkitError
-from vsrkit.hub.checkpoint import save_safetensors_atomic, sha256_file, write_atomic_text
+from vsrkit.hub.checkpoint import save_safetensors_atomic, sha256_file
 from vsrkit.hub.pretrained import RemoteFile, WeightsSource
 
 log = logging.getLogger(__name__)
@@ -62,11 +62,9 @@ def bundled_file(name: str, src: WeightsSource) -> Path:
 
 def download(url: str, dest: Path, sha256: str = "", timeout: float = 60.0, progress: bool = True) -> Path:
     """Download ``url`` to ``dest`` through a temporary file; check its sha256; rename when complete."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310
+
+    def fetch(tmp: str) -> None:
+        with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310
             total = int(resp.headers.get("Content-Length") or 0) or None
             from tqdm import tqdm
 
@@ -74,15 +72,15 @@ def download(url: str, dest: Path, sha256: str = "", timeout: float = 60.0, prog
                 while block := resp.read(1 << 20):
                     out.write(block)
                     bar.update(len(block))
-        if not _hash_ok(tmp, sha256):
+        if not _hash_ok(Path(tmp), sha256):
             raise VsrkitError(f"download of {url} is corrupt: its sha256 is not {sha256}")
-        os.replace(tmp, dest)
+
+    try:
+        write_atomic(dest, fetch)
         return dest
     except (urllib.error.URLError, OSError, TimeoutError) as e:
         reason = getattr(e, "reason", None) or e
         raise VsrkitError(f"cannot download {url}: {reason}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _pin_file(cached: Path) -> Path:

@@ -16,15 +16,15 @@ The engine reads no files and knows no model names: ``vsrkit.pipeline`` ties it 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
 import torch
 
+from vsrkit.infer import twopass
 from vsrkit.infer.colour import Item, image_to_item, item_to_image
+from vsrkit.infer.hooks import Hooks, Phase  # noqa: F401 - Phase: part of the engine's API
 from vsrkit.infer.memory import FRAME_BATCH, WINDOW_CHUNK
 from vsrkit.infer.runtime import DEFAULT_CHUNK_OVERLAP, EngineConfig, make_config, prepare_model, resolve_precision
 from vsrkit.infer.tiling import Runner
@@ -42,41 +42,6 @@ def window_indices(t: int, total: int, back: int, ahead: int, mode: str) -> list
     with frames beyond the ends made by ``mode``."""
     half = max(back, ahead)
     return [pad_index(i, t, total, half, mode) for i in range(t - back, t + ahead + 1)]
-
-
-@dataclass
-class Phase:
-    """One stage of a run, for progress: ``frames`` gone through at ``cost`` per frame (in units of one model
-    pass over a frame; 0: reading only)."""
-
-    name: str
-    frames: int | None
-    cost: float = 1.0
-
-
-@dataclass
-class Hooks:
-    """What a long job adds to a run: resuming, re-reading the input, temporary space and progress.
-
-    - ``start``: first output frame wanted; frames before it are read but, where the schedule allows, not
-      computed. Recurrent and two-pass models need ``state``, the object ``on_state`` gave at that frame.
-    - ``on_state(t, state)``: called every ``state_every`` frames (stateful models only), before frame ``t`` is
-      computed and after every frame before it was yielded: a run can restart at ``t`` from ``state``.
-    - ``reopen(i)``: iterates ``(index, payload, image)`` again from a frame at or before ``i`` (two-pass models
-      re-read the input from its source instead of spooling it).
-    - ``workdir``: where two-pass runs keep their temporaries (kept across a resume); default a temporary folder.
-    - ``disk_budget``: bytes of temporary disk the two-pass plan may use (``twopass.DEFAULT_BUDGET``).
-    - ``on_progress(phases, index, done)``: ``done`` frames of ``phases[index]`` are finished.
-    """
-
-    start: int = 0
-    state: Any = None
-    on_state: Callable[[int, Any], None] | None = None
-    state_every: int = 0
-    reopen: Callable[[int], Iterator[tuple[int, Any, np.ndarray]]] | None = None
-    workdir: Path | None = None
-    disk_budget: float | None = None
-    on_progress: Callable[[list[Phase], int, int], None] | None = None
 
 
 def to_device(obj: Any, device: torch.device | str) -> Any:
@@ -144,8 +109,6 @@ def _schedule(model: torch.nn.Module, cfg: EngineConfig, items: Iterable[Item], 
         raise ValueError(f"end padding 'none' is for recurrent models, not {kind} models")
     with torch.inference_mode():
         if kind == "bidirectional":
-            from vsrkit.infer import twopass
-
             inp = frames if frames is not None else twopass.MemoryInput(items)
             yield from twopass.run(model, spec, runner, inp, cfg, hooks)
             return
@@ -309,8 +272,6 @@ def upscale_stream(
 
     two = None
     if model.spec.temporal.kind == "bidirectional":
-        from vsrkit.infer import twopass
-
         def to_item(payload: Any, image: np.ndarray) -> Item:
             if not dtypes:
                 dtypes.append(image.dtype)

@@ -1,4 +1,7 @@
-"""Reading videos and image sequences on PyAV: :class:`VideoReader`, :func:`probe`.
+"""Reading videos and image sequences on PyAV: :class:`VideoReader` (and :func:`probe`, from ``probe``).
+
+A reader is made by probing its source (``probe``: header, first picture, display matrix); frames come from the
+one decode loop (``decode``), in the layout of ``pixfmt``, with their timestamps repaired here.
 
 Reading
     Anything FFmpeg decodes (mp4, mkv, mov, avi, webm, ...) or a folder of images (png, jpg/jpeg, bmp,
@@ -44,11 +47,8 @@ from __future__ import annotations
 import heapq
 import logging
 import os
-import re
-import sys
 from collections import deque
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
@@ -56,38 +56,17 @@ import av
 import numpy as np
 
 from vsrkit.errors import VsrkitError
+from vsrkit.io.decode import decode_image, decode_video
+from vsrkit.io.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_images, open_input
+from vsrkit.io.pixfmt import layout, to_array
+from vsrkit.io.probe import Orientation, VideoInfo, open_source, orient, probe
 
-__all__ = ["VideoInfo", "Frame", "probe", "VideoReader", "list_images", "IMAGE_SUFFIXES", "VIDEO_SUFFIXES"]
+__all__ = ["VideoInfo", "Frame", "probe", "VideoReader", "read_image", "list_images", "IMAGE_SUFFIXES",
+           "VIDEO_SUFFIXES"]
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
-VIDEO_SUFFIXES = frozenset({
-    ".mp4", ".m4v", ".mkv", ".mov", ".avi", ".webm", ".wmv", ".flv", ".mpg", ".mpeg", ".ts", ".m2ts",
-    ".mts", ".3gp", ".ogv", ".y4m", ".gif", ".mxf", ".vob", ".asf", ".divx", ".qt",
-})
-# suffix -> FFmpeg muxer for the outputs we write
-_WRITE_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 _REORDER_WINDOW = 4  # decoded frames looked ahead to repair out-of-order timestamps
-_LE = sys.byteorder == "little"
-_DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
-_PNG_NAME = re.compile(r"^\d{8}\.png$")
-
-
-@dataclass
-class VideoInfo:
-    """What a source holds; ``channels``/``bit_depth`` describe the frames the reader yields."""
-
-    path: str
-    width: int
-    height: int
-    num_frames: int | None  # from the container index/header, or files in a folder; None if unknown
-    fps: Fraction | None  # average frame rate
-    time_base: Fraction | None
-    channels: int  # 1 grey, 3 colour, 4 colour + alpha
-    bit_depth: int  # 8 or 16
-    is_image_sequence: bool
-    has_audio: bool
 
 
 @dataclass
@@ -112,167 +91,12 @@ class Frame:
     index: int
 
 
-# --------------------------------------------------------------------------------------- helpers
-def _one_line(e: BaseException) -> str:
-    if isinstance(e, av.error.FFmpegError) and e.strerror:  # without the file name FFmpeg repeats
-        msg = e.strerror
-        if isinstance(e, av.error.EOFError):
-            msg = "the file ends too early: empty or truncated"
-        return " ".join(msg.split())
-    msg = " ".join(str(e).split())
-    return msg or type(e).__name__
-
-
-def _open(path: str | os.PathLike) -> av.container.InputContainer:
-    """Open for reading; undecodable metadata strings (a flipped byte) are replaced, not fatal."""
-    return av.open(str(path), metadata_errors="replace")
-
-
-def _kind(path: Path) -> str:
-    """'image' or 'video', for messages about a single file."""
-    return "image" if path.suffix.lower() in IMAGE_SUFFIXES else "video"
-
-
-# --------------------------------------------------------------------------------------- orientation
-Orientation = tuple[bool, bool, bool]  # (transpose, flip rows, flip columns), applied in that order
-
-
-def _orientation(frame: av.VideoFrame, path: Path) -> Orientation | None:
-    """How to turn a decoded frame upright, from its display matrix (None: already upright).
-
-    FFmpeg's matrix maps a stored pixel (column p, row q) to the shown one: x = a p + c q, y = b p + d q,
-    with a, b, c, d the 16.16 entries 0, 1, 3 and 4. Quarter turns and mirrors are applied exactly; any
-    other angle is reported and left as stored.
-    """
-    try:
-        side = list(frame.side_data)
-    except (ValueError, TypeError, AttributeError):  # side data of a type PyAV does not know: the angle alone
-        try:
-            turn = round(frame.rotation) % 360
-        except (ValueError, TypeError, AttributeError):
-            return None
-        return {90: (True, True, False), 180: (False, True, True), 270: (True, False, True)}.get(turn)
-    for sd in side:
-        if getattr(sd.type, "name", str(sd.type)).split(".")[-1] != "DISPLAYMATRIX":
-            continue
-        m = np.frombuffer(memoryview(sd), np.uint8)[:36].copy().view(np.int32)
-        a, b, c, d = (int(v) for v in (m[0], m[1], m[3], m[4]))
-        unit = max(abs(a), abs(b), abs(c), abs(d))
-        signs = [0 if abs(v) < unit / 1000 else (1 if v > 0 else -1) for v in (a, b, c, d)]
-        sa, sb, sc, sd_ = signs
-        if unit and sa == 0 and sd_ == 0 and sb and sc:  # x from the row, y from the column: transpose
-            return (True, sb < 0, sc < 0)
-        if unit and sb == 0 and sc == 0 and sa and sd_:
-            return None if (sa > 0 and sd_ > 0) else (False, sd_ < 0, sa < 0)
-        log.warning("%s: display matrix turns by %.1f degrees (not a quarter turn): frames kept as stored",
-                    path, getattr(frame, "rotation", 0.0))
-        return None
-    return None
-
-
-def _orient(arr: np.ndarray, o: Orientation | None) -> np.ndarray:
-    if o is None:
-        return arr
-    transpose, flip_rows, flip_cols = o
-    if transpose:
-        arr = arr.transpose(1, 0, 2)
-    if flip_rows:
-        arr = arr[::-1]
-    if flip_cols:
-        arr = arr[:, ::-1]
-    return np.ascontiguousarray(arr)
-
-
-def _natural_key(name: str) -> tuple:
-    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t.lower()) for t in re.split(r"(\d+)", name) if t)
-
-
-def _layout(fmt: av.VideoFormat, frame: av.VideoFrame | None = None) -> tuple[int, int]:
-    """(channels, bit_depth) the reader yields for a source pixel format."""
-    comps = list(fmt.components)
-    alpha = any(c.is_alpha for c in comps)
-    colour = [c for c in comps if not c.is_alpha]
-    if fmt.has_palette:
-        if frame is None:
-            return 4, 8
-        pal = np.frombuffer(bytes(frame.planes[1]), np.uint8)[: 256 * 4].reshape(-1, 4)
-        # AVPALETTE entries are native-endian 0xAARRGGBB words: alpha is byte 3 on little-endian
-        a = pal[:, 3] if _LE else pal[:, 0]
-        return (4 if (a != 255).any() else 3), 8
-    bits = max((c.bits for c in comps), default=8)
-    depth = 16 if bits > 8 and not fmt.is_bayer else 8
-    if len(colour) == 1 and not fmt.is_rgb:
-        return (4 if alpha else 1), depth
-    return (4 if alpha else 3), depth
-
-
-_ARRAY_FORMATS = {
-    (1, 8): "gray", (1, 16): "gray16le" if _LE else "gray16be",
-    (3, 8): "rgb24", (3, 16): "rgb48le" if _LE else "rgb48be",
-    (4, 8): "rgba", (4, 16): "rgba64le" if _LE else "rgba64be",
-}
-_PNG_FORMATS = {(1, 8): "gray", (1, 16): "gray16be", (3, 8): "rgb24", (3, 16): "rgb48be",
-                (4, 8): "rgba", (4, 16): "rgba64be"}
-
-
-def _is_yuv(fmt: av.VideoFormat) -> bool:
-    comps = [c for c in fmt.components if not c.is_alpha]
-    return not fmt.is_rgb and not fmt.has_palette and len(comps) == 3 and not fmt.name.startswith("xyz")
-
-
-def _to_array(frame: av.VideoFrame, channels: int, depth: int) -> np.ndarray:
-    """Decoded frame -> H x W x C array in the reader's layout."""
-    target = _ARRAY_FORMATS[(channels, depth)]
-    kw = {}
-    if _is_yuv(frame.format):
-        cs = frame.colorspace
-        if cs in (0, 2, 3) or cs > 10:  # rgb / unspecified / reserved: guess like players do
-            cs = 1 if frame.height >= 720 else 5
-        elif cs == 10:
-            cs = 9
-        kw = dict(src_colorspace=cs, dst_colorspace=cs,
-                  src_color_range=frame.color_range if frame.color_range in (1, 2) else 1,
-                  dst_color_range=2)
-    if frame.format.name == target:
-        arr = frame.to_ndarray()
-    else:
-        arr = frame.reformat(format=target, **kw).to_ndarray()
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    return np.ascontiguousarray(arr)
-
-
 # --------------------------------------------------------------------------------------- reading
-def probe(path: str | os.PathLike) -> VideoInfo:
-    """Open ``path`` (video file or image folder), read its header only and describe it."""
-    with VideoReader(path) as r:
-        return r.info
-
-
-def _list_images(folder: Path) -> list[Path]:
-    files = [p for p in folder.iterdir()
-             if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()]
-    files.sort(key=lambda p: _natural_key(p.name))
-    return files
-
-
-def list_images(folder: str | os.PathLike) -> list[Path]:
-    """The image files directly in ``folder``, in the order a :class:`VideoReader` reads them (natural order)."""
-    return _list_images(Path(folder))
-
-
-def _decode_image(path: Path, index: int) -> av.VideoFrame:
-    try:
-        with _open(path) as c:
-            if not c.streams.video:
-                raise VsrkitError(f"{path}: not an image (frame {index})")
-            for frame in c.decode(c.streams.video[0]):
-                return frame
-    except VsrkitError:
-        raise
-    except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError) as e:
-        raise VsrkitError(f"{path}: cannot read image (frame {index}): {_one_line(e)}") from None
-    raise VsrkitError(f"{path}: image holds no picture (frame {index})")
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """One image file as ``H x W x C`` uint8/uint16, as a reader of its folder gives it (decoded once)."""
+    frame = decode_image(Path(path))
+    channels, depth = layout(frame.format, frame)
+    return to_array(frame, channels, depth)
 
 
 class VideoReader:
@@ -289,72 +113,11 @@ class VideoReader:
         self._orientation: Orientation | None = None
         self._seek = _SeekIndex()
         self._seek.clear()
-        p = self.path
-        if not p.exists():
-            raise VsrkitError(f"{p}: no such file or folder")
-        if p.is_dir():
-            self._files = _list_images(p)
-            if not self._files:
-                raise VsrkitError(f"{p}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-            first = _decode_image(self._files[0], 0)
-            ch, depth = _layout(first.format, first)
-            self.info = VideoInfo(str(p), first.width, first.height, len(self._files), None, None,
-                                  ch, depth, True, False)
-            return
-        what = _kind(p)
-        try:
-            self._container = _open(p)
-        except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError) as e:
-            raise VsrkitError(f"{p}: not a readable {what} ({_one_line(e)})") from None
-        c = self._container
-        if not c.streams.video:
-            self.close()
-            raise VsrkitError(f"{p}: not an image" if what == "image" else f"{p}: holds no video stream")
-        s = c.streams.video[0]
-        cc = s.codec_context
-        if cc is None:  # no decoder for the codec tag (e.g. a corrupted tag)
-            self.close()
-            raise VsrkitError(f"{p}: {what} codec not recognised (a damaged or unsupported file)")
-        if cc.format is None or not cc.width or not cc.height:
-            self.close()
-            raise VsrkitError(f"{p}: cannot read image: no decodable picture" if what == "image"
-                              else f"{p}: video stream has no decodable picture (codec {cc.name})")
-        # the first picture tells palette transparency and the display matrix
-        frames = self._raw_frames()
-        first = None
-        try:
-            first = next(frames, None)
-            # everything the first picture tells is read before its decoder is closed
-            self._orientation = _orientation(first, p) if first is not None else None
-            ch, depth = _layout(cc.format, first)
-        except VsrkitError as e:
-            self.close()
-            raise VsrkitError(str(e).replace("video frame", "picture") if what == "image" else str(e)) from None
-        finally:
-            frames.close()
-            del first
-        self._restart()
-        c = self._container
-        s = c.streams.video[0]
-        cc = s.codec_context
-        fps = s.average_rate or s.guessed_rate or s.base_rate
-        w, h = cc.width, cc.height
-        if self._orientation is not None and self._orientation[0]:
-            w, h = h, w
-        self.info = VideoInfo(
-            path=str(p), width=w, height=h, num_frames=self._count(s),
-            fps=Fraction(fps) if fps else None, time_base=Fraction(s.time_base) if s.time_base else None,
-            channels=ch, bit_depth=depth, is_image_sequence=False, has_audio=bool(c.streams.audio),
-        )
-
-    @staticmethod
-    def _count(s: av.video.stream.VideoStream) -> int | None:
-        try:
-            n = sum(1 for e in s.index_entries if e.size > 0 and not e.is_discard)
-        except Exception:  # pragma: no cover - index not available
-            n = 0
-        # AVI declares dropped (empty) frames in its header; its index does not hold them
-        return n or s.frames or None
+        src = open_source(self.path)
+        self.info = src.info
+        self._files = src.files
+        self._orientation = src.orientation
+        self._container = src.container
 
     def __enter__(self) -> "VideoReader":
         return self
@@ -370,7 +133,7 @@ class VideoReader:
 
     def _restart(self) -> None:
         self.close()
-        self._container = _open(self.path)
+        self._container = open_input(self.path)
 
     def __iter__(self) -> Iterator[Frame]:
         if self.info.is_image_sequence:
@@ -389,60 +152,14 @@ class VideoReader:
     def _iter_images(self) -> Iterator[Frame]:
         info = self.info
         for i, f in enumerate(self._files):
-            frame = _decode_image(f, i)
+            frame = decode_image(f, i)
             if (frame.width, frame.height) != (info.width, info.height):
                 raise VsrkitError(
                     f"{f}: size {frame.width}x{frame.height} differs from the first image "
                     f"{self._files[0].name} ({info.width}x{info.height}) (frame {i})")
-            yield Frame(_to_array(frame, info.channels, info.bit_depth), None, i)
+            yield Frame(to_array(frame, info.channels, info.bit_depth), None, i)
 
     # video files
-    def _raw_frames(self) -> Iterator[av.VideoFrame]:
-        """Decoded frames in display order, damage skipped and reported, decoder fully flushed."""
-        c = self._container
-        s = c.streams.video[0]
-        s.thread_type = "AUTO"
-        n_out = 0
-        skipped = 0
-        ended_early: str | None = None
-        packets = c.demux(s)
-        while True:
-            try:
-                packet = next(packets)
-            except StopIteration:
-                break
-            except (av.error.FFmpegError, OSError) as e:  # demuxer hit damage / truncation
-                ended_early = _one_line(e)
-                break
-            try:
-                frames = packet.decode()
-            except (av.error.FFmpegError, ValueError) as e:
-                skipped += 1
-                log.debug("%s: packet skipped: %s", self.path, e)
-                continue
-            for fr in frames:
-                n_out += 1
-                yield fr
-        if ended_early is not None:
-            try:  # flush what the decoder still holds
-                for fr in s.codec_context.decode(None):
-                    n_out += 1
-                    yield fr
-            except (av.error.FFmpegError, ValueError):
-                pass
-        if n_out == 0:
-            raise VsrkitError(f"{self.path}: no decodable video frame"
-                              + (f" ({ended_early})" if ended_early else ""))
-        if ended_early is not None:
-            log.warning("%s: file is damaged or truncated after frame %d (%s); kept the %d frames before",
-                        self.path, n_out - 1, ended_early, n_out)
-        if skipped:
-            log.warning("%s: %d damaged video packet(s) could not be decoded and were skipped", self.path, skipped)
-        declared = self.info.num_frames if hasattr(self, "info") else None
-        if declared and not ended_early and n_out < declared * 0.98 - 1:
-            log.warning("%s: decoded %d frames, the container declares %d (damaged or truncated file?)",
-                        self.path, n_out, declared)
-
     def _iter_video(self, record: bool = True) -> Iterator[Frame]:
         info = self.info
         tb = info.time_base
@@ -461,7 +178,7 @@ class VideoReader:
                 dur = fr.duration if fr.duration and fr.duration > 0 else step
                 pts = (last + dur) if last is not None else 0
             last = pts
-            out = Frame(_orient(_to_array(fr, info.channels, info.bit_depth), self._orientation), int(pts), index)
+            out = Frame(orient(to_array(fr, info.channels, info.bit_depth), self._orientation), int(pts), index)
             index += 1
             return out
 
@@ -481,7 +198,7 @@ class VideoReader:
                 seek.keys.append((frame.index, fr.pts))
             return frame
 
-        for fr in self._raw_frames():
+        for fr in decode_video(self._container, self.path, declared=self.info.num_frames):
             ts = fr.pts if fr.pts is not None else fr.dts
             if ts is not None:
                 heapq.heappush(heap, ts)
@@ -502,8 +219,8 @@ class VideoReader:
         """
         if self.info.is_image_sequence:
             for i in range(start, len(self._files)):
-                frame = _decode_image(self._files[i], i)
-                yield Frame(_to_array(frame, self.info.channels, self.info.bit_depth), None, i)
+                frame = decode_image(self._files[i], i)
+                yield Frame(to_array(frame, self.info.channels, self.info.bit_depth), None, i)
             return
         seek = self._seek
         keys = [k for k in seek.keys if k[0] <= start]
@@ -514,14 +231,14 @@ class VideoReader:
         self._restart()
         c = self._container
         s = c.streams.video[0]
-        s.thread_type = "AUTO"
         try:
             c.seek(key_pts, stream=s, backward=True, any_frame=False)
         except (av.error.FFmpegError, OSError):
             yield from self._from_the_start(start)
             return
         expect = None
-        for fr in self._decode_here():
+        pictures = decode_video(c, self.path, start=key_index)
+        for fr in pictures:
             i = seek.by_pts.get(fr.pts)
             if expect is None:
                 if i is None or i > key_index:  # landed after the keyframe, or on an unknown picture
@@ -531,10 +248,12 @@ class VideoReader:
                 expect = i
             if i != expect:
                 break
-            yield Frame(_orient(_to_array(fr, self.info.channels, self.info.bit_depth), self._orientation),
+            yield Frame(orient(to_array(fr, self.info.channels, self.info.bit_depth), self._orientation),
                         seek.pts[i], i)
             expect += 1
             if expect >= len(seek.pts):
+                for _ in pictures:  # nothing left, unless the file grew: the loop ends and reports any damage
+                    pass
                 return
         else:
             if expect is not None:
@@ -548,26 +267,3 @@ class VideoReader:
         for frame in self._iter_video(record=False):
             if frame.index >= start:
                 yield frame
-
-    def _decode_here(self) -> Iterator[av.VideoFrame]:
-        """Decoded frames from the container's position (after a seek), damage skipped."""
-        c = self._container
-        s = c.streams.video[0]
-        packets = c.demux(s)
-        while True:
-            try:
-                packet = next(packets)
-            except StopIteration:
-                return
-            except (av.error.FFmpegError, OSError):
-                break
-            try:
-                yield from packet.decode()
-            except (av.error.FFmpegError, ValueError):
-                continue
-        try:
-            yield from s.codec_context.decode(None)
-        except (av.error.FFmpegError, ValueError):
-            pass
-
-

@@ -3,14 +3,14 @@
 What is written (``output_kind``)
     ``.mp4``/``.m4v``/``.mov``/``.mkv``: a video. A path ending with ``/``, an existing folder, or a name without
     an extension that does not exist yet: a folder of PNG frames (``00000000.png``, ...; grey, alpha and 16-bit
-    kept). ``.png``/``.jpg``/``.jpeg``/``.tif``/``.tiff``/``.bmp``: one image, for a single image in. Any
+    kept; encoded by ``images``). ``.png``/``.jpg``/``.jpeg``/``.tif``/``.tiff``/``.bmp``: one image, for a single image in. Any
     other extension is a one-line error that lists these.
 
 Videos
     H.264 (libx264, ``crf``, ``preset``, ``pix_fmt``), BT.709 tagged, keeping the source's time base and every
     frame's pts (variable frame rate survives; mp4/mov exactly, including a non-zero start; Matroska stores
-    timestamps in milliseconds). Audio and subtitle streams of ``source`` are copied packet by packet,
-    interleaved; an audio codec the container cannot hold is re-encoded to AAC, a subtitle codec it cannot
+    timestamps in milliseconds). Audio and subtitle streams of ``source`` are copied packet by packet
+    (``remux``), interleaved; an audio codec the container cannot hold is re-encoded to AAC, a subtitle codec it cannot
     hold is dropped, both with a warning. Alpha is dropped (warning); 16-bit frames are converted to ``pix_fmt``.
     Odd sizes with chroma-subsampled ``pix_fmt`` (yuv420p needs even width and height, yuv422p even width) are
     **padded** by repeating the last column/row (a warning says so); ``yuv444p`` keeps the exact size.
@@ -27,13 +27,11 @@ Temporary files, segments and resuming
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import os
 import re
 import shutil
-from collections import deque
 from fractions import Fraction
 from pathlib import Path
 
@@ -41,20 +39,17 @@ import av
 import numpy as np
 
 from vsrkit.errors import VsrkitError
-from vsrkit.io.reader import (
-    _ARRAY_FORMATS, _DEFAULT_LAYOUTS, _PNG_FORMATS, _PNG_NAME, _WRITE_FORMATS, IMAGE_SUFFIXES, VideoInfo, _is_yuv,
-    _one_line, _open,
-)
+from vsrkit.io.files import WRITE_FORMATS, one_line, open_input
+from vsrkit.io.images import IMAGE_CODECS, PNG_NAME, ImageEncoder, drop_frames, keep_frames, write_frame
+from vsrkit.io.pixfmt import ARRAY_FORMATS, is_yuv
+from vsrkit.io.probe import VideoInfo
+from vsrkit.io.remux import StreamCopy
 
 __all__ = ["VideoWriter", "check_output", "is_image_folder_output", "output_kind", "DEFAULT_SEGMENT"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SEGMENT = 120  # frames per video segment: what a resumed run may have to redo
-# suffix -> (encoder, pixel formats by (channels, bits) it takes) for single-image outputs
-_IMAGE_WRITERS = {
-    ".png": "png", ".jpg": "mjpeg", ".jpeg": "mjpeg", ".tif": "tiff", ".tiff": "tiff", ".bmp": "bmp",
-}
 _ACCEPTED = ("a video (.mp4, .m4v, .mov, .mkv), a folder of PNG frames (a name ending with / or without an "
              "extension), or for a single image in: one image (.png, .jpg, .tif, .bmp)")
 _SEGMENT_NAME = re.compile(r"^seg(\d{6})\.mp4$")
@@ -67,14 +62,14 @@ def output_kind(path: str | os.PathLike, single_image: bool = False) -> str:
     if s.endswith(("/", os.sep)) or os.path.isdir(s):
         return "frames"
     suffix = Path(s).suffix.lower()
-    if suffix in _WRITE_FORMATS:
+    if suffix in WRITE_FORMATS:
         return "video"
     if suffix == "":
         if os.path.lexists(s):
             raise VsrkitError(f"{s}: exists as a file; a name without an extension is a folder of PNG frames "
                               f"(give a video or image name, or another folder)")
         return "frames"
-    if suffix in _IMAGE_WRITERS:
+    if suffix in IMAGE_CODECS:
         if single_image:
             return "image"
         raise VsrkitError(f"{s}: a {suffix} output holds one image but the input has several frames; "
@@ -114,7 +109,7 @@ def check_output(path: str | os.PathLike, source: str | os.PathLike | None = Non
 
 
 def _write_error(path: Path, what: str, e: BaseException) -> VsrkitError:
-    msg = e.strerror if isinstance(e, OSError) and e.strerror else _one_line(e)
+    msg = e.strerror if isinstance(e, OSError) and e.strerror else one_line(e)
     return VsrkitError(f"{path}: {what} failed: {msg}")
 
 
@@ -143,9 +138,8 @@ class VideoWriter:
         self.segment = max(1, int(segment))
         self._closed = False
         self._container: av.container.OutputContainer | None = None
-        self._src: av.container.InputContainer | None = None
-        self._png: av.CodecContext | None = None
-        self._png_key: tuple[int, int] | None = None
+        self._copy: StreamCopy | None = None  # the source's audio and subtitles (video outputs)
+        self._images = ImageEncoder()
         self._warned: set[str] = set()
         self._last_pts: int | None = None
         self._seg: av.container.OutputContainer | None = None
@@ -158,7 +152,7 @@ class VideoWriter:
         check_output(final, source.path if source is not None else None, overwrite)
         if final.exists():
             if self.is_folder and final.is_dir():
-                others = [q.name for q in final.iterdir() if not _PNG_NAME.match(q.name)]
+                others = [q.name for q in final.iterdir() if not PNG_NAME.match(q.name)]
                 if others:
                     raise VsrkitError(f"{final}: output folder holds other files ({others[0]}, ...); "
                                       "refusing to replace it")
@@ -205,25 +199,7 @@ class VideoWriter:
     # resuming
     def _keep_frames(self) -> None:
         """Keep the frames 0, 1, ... already written that decode to the expected size; remove the rest."""
-        n = 0
-        while True:
-            f = self._frames_dir / f"{n:08d}.png"
-            if not f.is_file():
-                break
-            try:
-                with _open(f) as c:
-                    fr = next(c.decode(video=0))
-                ok = (fr.width, fr.height) == (self.width, self.height)
-            except (av.error.FFmpegError, OSError, ValueError, StopIteration, UnicodeDecodeError):
-                ok = False
-            if not ok:
-                break
-            n += 1
-        for q in self._frames_dir.iterdir():
-            m = _PNG_NAME.match(q.name)
-            if not m or int(q.stem) >= n:
-                q.unlink()
-        self.frames_written = n
+        self.frames_written = keep_frames(self._frames_dir, self.width, self.height)
 
     def _keep_segments(self) -> None:
         """Keep the complete segments 0, 1, ... (each of ``segment`` frames, decodable); remove the rest."""
@@ -234,7 +210,7 @@ class VideoWriter:
             if not f.is_file():
                 break
             try:
-                with _open(f) as c:
+                with open_input(f) as c:
                     s = c.streams.video[0]
                     pts = [p.pts for p in c.demux(s) if p.size]
                 ok = len(pts) == self.segment and None not in pts
@@ -256,9 +232,7 @@ class VideoWriter:
         if n >= self.frames_written:
             return
         if self.kind == "frames":
-            for q in self._frames_dir.iterdir():
-                if _PNG_NAME.match(q.name) and int(q.stem) >= n:
-                    q.unlink()
+            drop_frames(self._frames_dir, n)
         elif self.kind == "video":
             if n % self.segment:
                 raise ValueError(f"a video resumes at a segment boundary, not at frame {n}")
@@ -268,7 +242,7 @@ class VideoWriter:
                     q.unlink()
             self._last_pts = None
             if n:
-                with _open(self._segments / f"seg{n // self.segment - 1:06d}.mp4") as c:
+                with open_input(self._segments / f"seg{n // self.segment - 1:06d}.mp4") as c:
                     s = c.streams.video[0]
                     self._last_pts = round(max(p.pts for p in c.demux(s) if p.size) * s.time_base / self.time_base)
         else:
@@ -281,14 +255,14 @@ class VideoWriter:
             vf = av.VideoFormat(pix_fmt)
         except (ValueError, av.error.FFmpegError):
             raise VsrkitError(f"{self.path}: unknown pixel format {pix_fmt!r}") from None
-        sub_w = vf.chroma_width(2) < 2 if _is_yuv(vf) else False
-        sub_h = vf.chroma_height(2) < 2 if _is_yuv(vf) else False
+        sub_w = vf.chroma_width(2) < 2 if is_yuv(vf) else False
+        sub_h = vf.chroma_height(2) < 2 if is_yuv(vf) else False
         self.enc_width = self.width + (self.width % 2 if sub_w else 0)
         self.enc_height = self.height + (self.height % 2 if sub_h else 0)
         if (self.enc_width, self.enc_height) != (self.width, self.height):
             log.warning("%s: %s needs even sizes: %dx%d is padded to %dx%d by repeating the last column/row",
                         self.path, pix_fmt, self.width, self.height, self.enc_width, self.enc_height)
-        self._yuv = _is_yuv(vf)
+        self._yuv = is_yuv(vf)
 
     def _mp4_options(self) -> dict[str, str]:
         # edit lists (start offsets) are in the movie timescale, 1 ms by default: make it exact
@@ -304,13 +278,13 @@ class VideoWriter:
         try:
             s = c.add_stream("libx264", rate=self.fps)
         except (av.error.FFmpegError, ValueError) as e:
-            raise VsrkitError(f"{self.path}: H.264 encoder unavailable: {_one_line(e)}") from None
+            raise VsrkitError(f"{self.path}: H.264 encoder unavailable: {one_line(e)}") from None
         cc = s.codec_context
         cc.width, cc.height = self.enc_width, self.enc_height
         try:
             cc.pix_fmt = self._pix_fmt
         except (ValueError, av.error.FFmpegError) as e:
-            raise VsrkitError(f"{self.path}: pixel format {self._pix_fmt!r}: {_one_line(e)}") from None
+            raise VsrkitError(f"{self.path}: pixel format {self._pix_fmt!r}: {one_line(e)}") from None
         cc.time_base = self.time_base
         s.time_base = self.time_base
         cc.framerate = self.fps
@@ -337,126 +311,22 @@ class VideoWriter:
 
     def _setup_copies(self, final: Path) -> None:
         """Add an output stream for each audio/subtitle stream of the source (copy or AAC)."""
-        try:
-            self._src = _open(self.source.path)
-        except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:
-            log.warning("%s: cannot reopen %s to copy its audio: %s", final, self.source.path, _one_line(e))
-            return
-        fmt = self._container.format.name.split(",")[0]
-        for ins in self._src.streams:
-            if ins.type not in ("audio", "subtitle"):
-                continue
-            name = ins.codec_context.name
-            if self._remux_ok(fmt, ins):
-                self._copies[ins.index] = (self._container.add_stream_from_template(ins), None)
-            elif ins.type == "audio":
-                log.warning("%s: %s cannot hold %s audio (stream %d): re-encoding it to AAC",
-                            final, final.suffix, name, ins.index)
-                out = self._container.add_stream("aac", rate=ins.codec_context.sample_rate)
-                n_ch = ins.codec_context.channels or 2  # a default channel order AAC accepts
-                layout = _DEFAULT_LAYOUTS.get(n_ch) or ins.codec_context.layout.name
-                out.codec_context.layout = layout
-                out.codec_context.bit_rate = 192_000
-                out.time_base = Fraction(1, ins.codec_context.sample_rate)
-                res = av.AudioResampler(format=out.codec_context.codec.audio_formats[0].name,
-                                        layout=layout, rate=ins.codec_context.sample_rate,
-                                        frame_size=1024)
-                self._copies[ins.index] = (out, res)
-            else:
-                log.warning("%s: %s cannot hold %s subtitles (stream %d): dropped", final, final.suffix,
-                            name, ins.index)
-        if not self._copies:
-            self._src.close()
-            self._src = None
-            return
-        self._pending = deque()
-        self._flushed: set[int] = set()
-        self._src_packets = self._src.demux(*[self._src.streams[i] for i in self._copies])
-        self._src_done = False
-
-    @staticmethod
-    def _remux_ok(fmt: str, ins: av.stream.Stream) -> bool:
-        """Whether the muxer accepts this stream copied as is (a header written to memory)."""
-        try:
-            with av.open(io.BytesIO(), "w", format=fmt) as probe_out:
-                probe_out.add_stream_from_template(ins)
-                probe_out.start_encoding()
-            return True
-        except (av.error.FFmpegError, ValueError, OSError):
-            return False
-
-    # copying
-    def _pump(self, until: float | None) -> None:
-        """Mux source audio/subtitle packets up to ``until`` seconds (all when None)."""
-        if self._src is None:
-            return
-        while True:
-            if not self._pending:
-                if self._src_done:
-                    return
-                try:
-                    self._pending.append(next(self._src_packets))
-                except StopIteration:
-                    self._src_done = True
-                    continue
-                except (av.error.FFmpegError, OSError) as e:
-                    log.warning("%s: copying audio stopped early: %s", self.path, _one_line(e))
-                    self._src_done = True
-                    continue
-            pk = self._pending[0]
-            ts = pk.dts if pk.dts is not None else pk.pts
-            if until is not None and ts is not None and float(ts * pk.time_base) > until:
-                return
-            self._pending.popleft()
-            self._copy_packet(pk)
+        self._copy = StreamCopy(self._container, self.source.path, final)
 
     def _finish_copies(self) -> None:
         """Copy the rest of the audio/subtitles: all of it, or up to the end of the video when fewer
         frames were written than the source declares (a partial run, e.g. the first N frames)."""
-        if self._src is None:
+        if self._copy is None or not self._copy.active:
             return
         declared = self.source.num_frames
         if declared and self.frames_written < declared and self._last_pts is not None:
             step = max(1, round(1 / (self.fps * self.time_base)))
             end = float((self._last_pts + step) * self.time_base)
-            self._pump(end)
-            if self._pending or not self._src_done:
+            if self._copy.cut(end):
                 log.info("%s: %d of %d frames written: audio/subtitles cut at %.3f s",
                          self.path, self.frames_written, declared, end)
-            for index in self._copies:
-                self._flush_transcoder(index)
         else:
-            self._pump(None)
-
-    def _copy_packet(self, pk: av.Packet) -> None:
-        out, res = self._copies[pk.stream.index]
-        if res is None:
-            if pk.size == 0 or (pk.dts is None and pk.pts is None):
-                return
-            pk.stream = out
-            self._container.mux(pk)
-            return
-        try:
-            frames = pk.decode()
-        except (av.error.FFmpegError, ValueError):
-            return
-        for f in frames:
-            for rf in res.resample(f):
-                for p in out.encode(rf):
-                    self._container.mux(p)
-        if pk.size == 0:  # only the demuxer's empty flush packet ends the stream (a missing DTS does not)
-            self._flush_transcoder(pk.stream.index)
-
-    def _flush_transcoder(self, index: int) -> None:
-        out, res = self._copies[index]
-        if res is None or index in self._flushed:
-            return
-        self._flushed.add(index)
-        for rf in res.resample(None):
-            for p in out.encode(rf):
-                self._container.mux(p)
-        for p in out.encode(None):
-            self._container.mux(p)
+            self._copy.pump(None)
 
     # frames
     def _check(self, image: np.ndarray) -> np.ndarray:
@@ -491,45 +361,8 @@ class VideoWriter:
             raise _write_error(self.path, f"writing frame {self.frames_written}", e) from None
         self.frames_written += 1
 
-    def _encode_image(self, a: np.ndarray, codec: str) -> bytes:
-        """One picture with ``codec`` (png keeps grey, alpha and 16-bit; jpeg/bmp are 8-bit)."""
-        key = (a.shape[2], 16 if a.dtype == np.uint16 else 8)
-        if codec == "png":
-            fmt = _PNG_FORMATS[key]
-        else:
-            if key[1] == 16 and codec != "tiff":
-                a, key = (a >> 8).astype(np.uint8), (key[0], 8)
-            if codec == "mjpeg":
-                if key[0] == 4:
-                    a, key = a[:, :, :3], (3, 8)
-                fmt = "gray" if key[0] == 1 else "yuvj444p"
-            elif codec == "bmp":
-                fmt = {1: "gray", 3: "bgr24", 4: "bgra"}[key[0]]
-            else:
-                fmt = {(1, 8): "gray", (1, 16): "gray16le", (3, 8): "rgb24", (3, 16): "rgb48le", (4, 8): "rgba",
-                       (4, 16): "rgba64le"}[key]
-        if codec == "png" and self._png is not None and self._png_key == key:
-            cc = self._png
-        else:
-            cc = av.CodecContext.create(codec, "w")
-            cc.width, cc.height = self.width, self.height
-            cc.pix_fmt = fmt
-            cc.time_base = Fraction(1, 25)
-            if codec == "png":
-                self._png, self._png_key = cc, key
-        frame = av.VideoFrame.from_ndarray(a[:, :, 0] if key[0] == 1 else np.ascontiguousarray(a), format=_ARRAY_FORMATS[key])
-        if frame.format.name != fmt:
-            frame = frame.reformat(format=fmt)
-        data = b"".join(bytes(p) for p in cc.encode(frame))
-        if codec != "png":
-            data += b"".join(bytes(p) for p in cc.encode(None))
-        return data
-
     def _write_png(self, a: np.ndarray) -> None:
-        data = self._encode_image(a, "png")
-        tmp = self._frames_dir / ".frame.tmp"
-        tmp.write_bytes(data)
-        os.replace(tmp, self._frames_dir / f"{self.frames_written:08d}.png")
+        write_frame(self._frames_dir, self.frames_written, self._images.encode(a, "png"))
 
     def _write_video(self, a: np.ndarray, pts: int | None) -> None:
         if pts is None:
@@ -551,7 +384,7 @@ class VideoWriter:
         if (self.enc_width, self.enc_height) != (self.width, self.height):
             a = np.pad(a, ((0, self.enc_height - self.height), (0, self.enc_width - self.width), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(a[:, :, 0] if c == 1 else np.ascontiguousarray(a),
-                                           format=_ARRAY_FORMATS[(c, depth)])
+                                           format=ARRAY_FORMATS[(c, depth)])
         if self._yuv:
             frame = frame.reformat(format=self._pix_fmt, src_colorspace=1, dst_colorspace=1,
                                    src_color_range=2, dst_color_range=2 if self._pix_fmt.startswith("yuvj") else 1)
@@ -567,7 +400,7 @@ class VideoWriter:
         except (av.error.FFmpegError, ValueError) as e:
             if isinstance(e, OSError) and e.errno is not None:
                 raise
-            raise VsrkitError(f"{self.path}: encoding frame {self.frames_written} failed: {_one_line(e)}") from None
+            raise VsrkitError(f"{self.path}: encoding frame {self.frames_written} failed: {one_line(e)}") from None
         if (self.frames_written + 1) % self.segment == 0:
             self._close_segment()
 
@@ -575,19 +408,19 @@ class VideoWriter:
     def _join(self) -> Path:
         """The segments' packets and the source's audio/subtitles in the final container (no re-encoding)."""
         suffix = self.path.suffix.lower()
-        fmt = _WRITE_FORMATS[suffix]
+        fmt = WRITE_FORMATS[suffix]
         out = self.workdir / ("joined" + suffix)
         segs = sorted(q for q in self._segments.iterdir() if _SEGMENT_NAME.match(q.name))
         opts = self._mp4_options() if fmt in ("mp4", "mov") else {}
         self._container = av.open(str(out), "w", format=fmt, options=opts)
         last_dts = None
-        with _open(segs[0]) as first:
+        with open_input(segs[0]) as first:
             self._vstream = self._container.add_stream_from_template(first.streams.video[0])
-        self._copies = {}
+        self._copy = None
         if self.source is not None and not self.source.is_image_sequence:
             self._setup_copies(self.path)
         for seg in segs:
-            with _open(seg) as c:
+            with open_input(seg) as c:
                 s = c.streams.video[0]
                 for p in c.demux(s):
                     if p.size == 0:
@@ -604,8 +437,8 @@ class VideoWriter:
         return out
 
     def _mux_video(self, p: av.Packet) -> None:
-        if self._src is not None and p.dts is not None:
-            self._pump(float(p.dts * p.time_base))
+        if self._copy is not None and p.dts is not None:
+            self._copy.pump(float(p.dts * p.time_base))
         self._container.mux(p)
 
     def close(self) -> None:
@@ -627,7 +460,7 @@ class VideoWriter:
             elif self.kind == "image":
                 done = self.workdir / ("image" + self.path.suffix.lower())
                 try:
-                    done.write_bytes(self._encode_image(self._image, _IMAGE_WRITERS[self.path.suffix.lower()]))
+                    done.write_bytes(self._images.encode(self._image, IMAGE_CODECS[self.path.suffix.lower()]))
                 except (av.error.FFmpegError, OSError, ValueError) as e:
                     raise _write_error(self.path, "writing the image", e) from None
             else:
@@ -650,12 +483,8 @@ class VideoWriter:
             raise
 
     def _close_src(self) -> None:
-        if self._src is not None:
-            try:
-                self._src.close()
-            except Exception:
-                pass
-            self._src = None
+        if self._copy is not None:
+            self._copy.close()
 
     def abort(self, keep: bool = False) -> None:
         """Stop and delete what was written (``keep``: leave the work folder for a resumed run); the final

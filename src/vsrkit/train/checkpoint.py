@@ -20,8 +20,9 @@ from typing import Any
 
 import torch
 
+from vsrkit.atomic import write_atomic, write_atomic_text
 from vsrkit.errors import VsrkitError
-from vsrkit.hub.checkpoint import WEIGHTS_META_KEY, _atomic, write_atomic_text
+from vsrkit.hub.checkpoint import WEIGHTS_META_KEY
 
 TRAIN_META_KEY = "vsrkit_train"
 FORMAT = "vsrkit-train-1"
@@ -42,7 +43,7 @@ def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], n
         WEIGHTS_META_KEY: json.dumps({**network, "weights_prefix": "model."}),
         TRAIN_META_KEY: json.dumps({"format": FORMAT, **train}),
     }
-    _atomic(path, lambda tmp: save_file(data, tmp, metadata=meta))
+    write_atomic(path, lambda tmp: save_file(data, tmp, metadata=meta))
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:

@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from vsrkit.atomic import write_atomic_text
 from vsrkit.errors import VsrkitError
-from vsrkit.hub.checkpoint import write_atomic_text
 
 __all__ = ["load_results", "build_report", "write_report"]
 
