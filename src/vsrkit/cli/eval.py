@@ -17,7 +17,9 @@ from vsrkit.errors import VsrkitError
 @click.option("--gt", required=True, type=click.Path(path_type=Path),
               help="Ground truth: one folder of frames per clip (or a folder of images: an image set).")
 @click.option("--lr", type=click.Path(path_type=Path), default=None, help="LR frames, mirroring --gt.")
-@click.option("--degrade", "degradation", default=None, help="Make the LR frames from the GT: bi or bd.")
+@click.option("--degrade", "degradation", default=None,
+              help="Make the LR frames from the GT: bi, bd, or rlsp (the RLSP authors' Vid4 recipe, as "
+                   "`vsrkit degrade --mode rlsp`).")
 @click.option("--metric", default="psnr,ssim", show_default=True, help="Comma list of psnr, ssim, flicker.")
 @click.option("--crop", type=int, default=None, help="Border pixels dropped on each side (default 0).")
 @click.option("--channel", default=None, help="y (BT.601, MATLAB rgb2ycbcr; default) or rgb.")

@@ -1,6 +1,6 @@
 """``vsrkit eval``: run a model on a dataset through the engine of ``vsrkit upscale`` and score it.
 
-Each clip's LR frames (read, or made from the GT by BI/BD) stream through ``vsrkit.infer.engine`` with the
+Each clip's LR frames (read, or made from the GT by BI, BD or the RLSP authors' recipe) stream through ``vsrkit.infer.engine`` with the
 model's own protocol, exactly as ``vsrkit upscale`` runs them, and come out as uint8 images: what a user
 would get in a PNG folder. Those are scored against the GT with BasicSR's PSNR/SSIM
 (:mod:`vsrkit.eval.metrics`) under an :class:`~vsrkit.eval.protocols.EvalProtocol`; values are averaged
@@ -37,6 +37,7 @@ __all__ = ["SCHEMA", "METRICS", "columns", "parse_metrics", "evaluate", "write_j
 
 SCHEMA = "vsrkit-eval/1"
 METRICS = ("psnr", "ssim", "flicker")
+DEGRADATIONS = ("bi", "bd", "rlsp")  # --degrade: vsrkit.data.degrade.degrade's modes
 CROP_SIZE = 128  # HR pixels of the side-by-side crop kept for the report
 
 
@@ -149,11 +150,11 @@ def evaluate(
     protocol = protocol or resolve_protocol()
     metrics = parse_metrics(metrics)
     if (lr is None) == (degradation is None):
-        raise VsrkitError("give either --lr DIR (the LR frames) or --degrade bi|bd (made from the GT)")
+        raise VsrkitError("give either --lr DIR (the LR frames) or --degrade bi|bd|rlsp (made from the GT)")
     if degradation is not None:
         degradation = degradation.lower()
-        if degradation not in ("bi", "bd"):
-            raise VsrkitError(f"unknown --degrade {degradation!r}: use bi or bd")
+        if degradation not in DEGRADATIONS:
+            raise VsrkitError(f"unknown --degrade {degradation!r}: use bi, bd or rlsp")
     clips = find_clips(gt, lr)
     _check_lengths(clips, protocol)
     cfg = make_config(device, precision, tile, say=say)
