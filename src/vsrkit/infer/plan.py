@@ -15,7 +15,6 @@ is made when pass 0 has counted the frames.
 from __future__ import annotations
 
 import dataclasses
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +22,6 @@ import torch
 
 from vsrkit.infer import memory, runtime, twopass
 from vsrkit.infer.runtime import EngineConfig, precision_name
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
