@@ -16,7 +16,6 @@ The result equals an uninterrupted run: a video is always written in the same se
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import os
@@ -32,9 +31,9 @@ from vsrkit.atomic import write_atomic
 from vsrkit.errors import VsrkitError
 from vsrkit.hub.loader import load_model
 from vsrkit.hub.registry import FAST_MODEL, default_model
-from vsrkit.infer import engine, twopass
-from vsrkit.infer.memory import default_budget, plan_tile
-from vsrkit.infer.runtime import make_config, precision_name, resolve_precision, set_threads
+from vsrkit.infer import engine
+from vsrkit.infer.plan import plan_run
+from vsrkit.infer.runtime import make_config, set_threads
 from vsrkit.io import VideoReader, VideoWriter
 from vsrkit.io.background import Prefetch, Writer
 from vsrkit.io.reader import IMAGE_SUFFIXES
@@ -82,7 +81,7 @@ def upscale_file(
     weights: str | os.PathLike | None = None,
     backend: str = "torch",
     device: str = "auto",
-    precision: str = "fp32",
+    precision: str = "auto",
     threads: int | None = None,
     compile: bool = False,
     channels_last: bool = True,
@@ -107,14 +106,16 @@ def upscale_file(
     folder beside it and renamed when complete; ``resume`` continues an interrupted job (module docstring) and
     keeps the work folder when this run is interrupted too. ``max_memory`` (GiB) picks the tile size from the
     model's memory estimate (``plan_tile``); ``temp_disk`` (GiB) bounds the temporary disk of two-pass models.
-    ``on_frame(n)`` is called after the n-th frame is written. ``precision="auto"`` picks bf16 or fp32 for the
-    model and says which (``resolve_precision``). Decoding and encoding run in their own threads, overlapped
-    with the model; ``backend="onnxruntime"`` runs a file from ``vsrkit export`` (given as ``weights``).
+    ``on_frame(n)`` is called after the n-th frame is written. ``precision="auto"`` (the default, as on the
+    command line) picks bf16 or fp32 for the model and says which. Precision, threads, tile and the two-pass
+    disk plan are decided once, by ``infer.plan.plan_run``, said, and handed to the engine as they are.
+    Decoding and encoding run in their own threads, overlapped with the model; ``backend="onnxruntime"`` runs a
+    file from ``vsrkit export`` (given as ``weights``).
     """
     inp, out = Path(input), Path(output)
     say = say or log.info
     check_options(crf, max_frames, temp_disk)
-    set_threads(threads)
+    set_threads(threads)  # before the model is made: an exported model takes torch's thread count when opened
     cfg = make_config(device, precision, tile, tile_overlap, chunk, chunk_overlap, say=say,
                       channels_last=channels_last, compile=compile)
     if max_memory is not None and tile:
@@ -130,7 +131,7 @@ def upscale_file(
         writer = None
         try:
             if backend == "onnxruntime":
-                net, cfg = _onnx_model(model, weights, cfg, tile, max_memory)
+                net = _onnx_model(model, weights, tile, max_memory)
             elif backend != "torch":
                 raise VsrkitError(f"unknown backend {backend!r} (use torch or onnxruntime)")
             else:
@@ -140,15 +141,16 @@ def upscale_file(
                         say(f"no GPU: {model} takes seconds a frame on a CPU; --fast ({FAST_MODEL}) is about "
                             f"30x faster, at lower quality")
                 net = model if isinstance(model, torch.nn.Module) else load_model(model, weights=weights, progress=progress is not False)
-            cfg = resolve_precision(cfg, net.spec, say)
-            budget = max_memory * 2**30 if max_memory is not None else None
-            if budget is None and tile is None and not cfg.tile and net.spec.memory_per_pixel:
-                budget = default_budget(cfg.device)  # memory-hungry models (VRT) tile by default
-            n_est = info.num_frames if max_frames is None else min(max_frames, info.num_frames or max_frames)
-            if budget is not None:
-                cfg = dataclasses.replace(cfg, tile=plan_tile(net, cfg, budget, info.height, info.width, n_est))
-                say(f"memory budget {budget / 2**30:.1f} GiB: " + (f"tiles of {cfg.tile} pixels" if cfg.tile else "whole frames"))
             spec = net.spec
+            n_est = info.num_frames if max_frames is None else min(max_frames, info.num_frames or max_frames)
+            disk_budget = temp_disk * 2**30 if temp_disk is not None else None
+            plan = plan_run(net, cfg, info.height, info.width, n_est or None, channels=info.channels, backend=backend,
+                            max_memory=None if max_memory is None else max_memory * 2**30, tile_given=tile is not None,
+                            tile_limit=net.size if backend == "onnxruntime" else None,
+                            disk_budget=disk_budget, disk_dir=job.dir)
+            for line in plan.describe():
+                say(line)
+            cfg = plan.config
             s = spec.scale
             to_png = kind != "video"
             bit_depth = 16 if (info.bit_depth == 16 and to_png) else 8
@@ -159,22 +161,14 @@ def upscale_file(
             seg = segment or DEFAULT_SEGMENT
             if two:
                 seg = math.ceil(seg / cfg.chunk) * cfg.chunk  # resume points on block boundaries
-            disk_budget = temp_disk * 2**30 if temp_disk is not None else None
             job.check_manifest({
                 "vsrkit": __version__, "input": [str(inp.resolve()), *_file_id(inp)],
                 "model": getattr(net, "model_name", type(net).__name__),
                 "weights": _weights_digest(net), "backend": backend, "device": cfg.device.type,
-                "precision": precision_name(cfg),
+                "precision": plan.precision,
                 "tile": cfg.tile, "tile_overlap": cfg.tile_overlap, "chunk": cfg.chunk, "chunk_overlap": cfg.chunk_overlap,
                 "crf": crf, "max_frames": max_frames, "segment": seg, "kind": kind, "temp_disk": temp_disk,
             })
-            if two:
-                plan = twopass.plan_for(net.to(cfg.device), cfg, info.height, info.width, n_est or 1, info.channels,
-                                        rereads=True, budget=disk_budget)
-                free = twopass.free_bytes(job.dir)
-                say(f"two-pass streaming: {plan.summary}: about {plan.disk / 2**30:.2f} GiB of temporary disk in {job.dir.parent.resolve()} "
-                    f"({free / 2**30:.1f} GiB free)")
-                twopass.check_space(plan, job.dir)
 
             writer = VideoWriter(out, width=info.width * s, height=info.height * s, source=info, crf=crf,
                                  channels=info.channels, bit_depth=bit_depth, overwrite=overwrite, single_image=single,
@@ -214,7 +208,7 @@ def upscale_file(
             sink = Writer(writer.write, None if on_frame is None else lambda k: on_frame(start + k))  # encoding thread
             n = start
             try:
-                for pts, image in engine.upscale_stream(net, frames, cfg, out_dtype, hooks):
+                for pts, image in engine.upscale_stream(net, frames, plan, out_dtype, hooks):
                     sink.put(image, pts)
                     n += 1
                     bar.frame(n)
@@ -238,8 +232,9 @@ def upscale_file(
     return out
 
 
-def _onnx_model(model: Any, weights: Any, cfg: Any, tile: int | None, max_memory: float | None) -> tuple[Any, Any]:
-    """``--backend onnxruntime``: the exported file in ``weights`` as a network; fixed-size exports set the tiles."""
+def _onnx_model(model: Any, weights: Any, tile: int | None, max_memory: float | None) -> Any:
+    """``--backend onnxruntime``: the exported file in ``weights`` as a network (a fixed-size export's tile side,
+    ``size``, is then planned by ``plan_run``)."""
     from vsrkit.export.onnx import OnnxModel
 
     if weights is None or model is not None:
@@ -250,9 +245,7 @@ def _onnx_model(model: Any, weights: Any, cfg: Any, tile: int | None, max_memory
             raise VsrkitError(f"{weights} takes tiles of {net.size} pixels: --max-memory does not apply")
         if tile and tile > net.size:
             raise VsrkitError(f"--tile {tile}: {weights} takes tiles of at most {net.size} pixels")
-        side = tile or net.size
-        cfg = dataclasses.replace(cfg, tile=side, tile_overlap=min(cfg.tile_overlap, (side - 1) // 2))
-    return net, cfg
+    return net
 
 
 def _file_id(p: Path) -> list[int]:

@@ -177,3 +177,25 @@ def test_cli_weights_alone_recognise_the_architecture(dataset, tmp_path):
     assert "mine.safetensors" in by_file["model"]["name"]
     res = CliRunner().invoke(main, base)
     assert res.exit_code == 2 and "--weights FILE" in res.output
+
+
+def test_degrade_rlsp_equals_lr_frames_made_by_the_recipe(dataset, tmp_path):
+    """`vsrkit eval --degrade rlsp` scores the LR frames of the RLSP authors' recipe (float Gaussian blur, sigma
+    1.5, rint, clip, uint8, every 4th pixel from 0), written out here with scipy."""
+    from scipy.ndimage import gaussian_filter
+
+    root, clips = dataset
+    for name, fr in clips.items():
+        lrs = [np.clip(np.rint(gaussian_filter(f.astype(np.float64), [1.5, 1.5, 0])), 0, 255).astype(np.uint8)[0::4, 0::4]
+               for f in fr]
+        write_clip(tmp_path / "lr" / name, lrs)
+    given = evaluate("bicubic-x4", root / "gt", tmp_path / "lr", device="cpu", progress=False)
+    res = CliRunner().invoke(main, ["eval", "--model", "bicubic-x4", "--gt", str(root / "gt"), "--degrade", "rlsp",
+                                    "--protocol", "vid4", "--json", str(tmp_path / "r.json"), "--device", "cpu", "-q"])
+    assert res.exit_code == 0, res.output
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["dataset"]["degradation"] == "rlsp" and r["protocol"]["name"] == "vid4"
+    assert [f["psnr"] for f in r["frames"]] == pytest.approx([f["psnr"] for f in given["frames"]], abs=1e-9)
+    assert r["overall"]["psnr"] == pytest.approx(given["overall"]["psnr"], abs=1e-9)
+    bd = evaluate("bicubic-x4", root / "gt", degradation="bd", device="cpu", progress=False)
+    assert abs(bd["overall"]["psnr"] - r["overall"]["psnr"]) > 0.1  # another recipe, another score

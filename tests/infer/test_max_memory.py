@@ -54,9 +54,9 @@ def test_real_peak_stays_under_the_budget(tmp_path):
 
 
 def test_memory_hungry_models_tile_by_default_others_do_not(tmp_path, monkeypatch):
-    import vsrkit.pipeline as pipeline
+    from vsrkit.infer import memory
 
-    monkeypatch.setattr(pipeline, "default_budget", lambda device: 1.25 * 2**30)
+    monkeypatch.setattr(memory, "default_budget", lambda device: 1.25 * 2**30)
     src = data_path("clips", "carphone_pristine.mp4")
     said: list[str] = []
     vsrkit.upscale(str(src), str(tmp_path / "vrt.mp4"), weights=str(case_dir("vrt_small_x4") / "weights.pth"),

@@ -16,7 +16,8 @@ from vsrkit.io import VideoReader, VideoWriter
               help="Folder for PNG frames (exact), or a .mp4/.mkv/.mov video (H.264 crf 0, yuv444p).")
 @click.option("--mode", default="bi", show_default=True,
               help="bi: MATLAB bicubic imresize; bd: Gaussian blur sigma 1.6 then subsampling (x4 only); "
-              "rlsp: the RLSP authors' Vid4 recipe (Gaussian sigma 1.5 on uint8, every scale-th pixel from 0); "
+              "rlsp: the RLSP authors' Vid4 recipe (Gaussian sigma 1.5 on float values, rounded to uint8, every "
+              "scale-th pixel from 0: the recipe of their released Vid4 results). "
               "realworld: RealBasicVSR's random second-order pipeline (blur, resize, noise, JPEG, video; --seed).")
 @click.option("--scale", type=int, default=4, show_default=True, help="Downscaling factor.")
 @click.option("--max-frames", type=int, default=None, help="Stop after this many frames.")
@@ -26,10 +27,11 @@ from vsrkit.io import VideoReader, VideoWriter
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def degrade(input: Path, output: Path, mode: str, scale: int, max_frames: int | None, seed: int, overwrite: bool,
             quiet: bool) -> None:
-    """Downscale INPUT (a video file or a folder of frames) with the BI or BD degradation into OUTPUT.
+    """Downscale INPUT (a video file or a folder of frames) with the BI, BD or RLSP degradation into OUTPUT.
 
     The results are the benchmarks' recipes to the last uint8 level (BI: MATLAB imresize bicubic with
-    antialiasing; BD: BD_degradation.m of BasicVSR). PNG frames keep them exactly. A video output is
+    antialiasing; BD: BD_degradation.m of BasicVSR; RLSP: the recipe of the RLSP authors' released Vid4
+    results, ``vsrkit.data.degrade_rlsp``). PNG frames keep them exactly. A video output is
     lossless H.264 in YUV 4:4:4, but the RGB -> YUV -> RGB conversion of 8-bit video changes pixel
     values by a level or two: write PNG frames for training or evaluation data.
 
@@ -54,7 +56,7 @@ def degrade(input: Path, output: Path, mode: str, scale: int, max_frames: int | 
     with VideoReader(input) as reader:
         info = reader.info
         if mode == "rlsp" and info.bit_depth != 8:
-            raise VsrkitError(f"{input}: --mode rlsp is defined on 8-bit frames (the authors' uint8 recipe), "
+            raise VsrkitError(f"{input}: --mode rlsp is defined on 8-bit frames (the authors' recipe), "
                               f"this input has {info.bit_depth} bits")
         if mode == "bd" and (info.width % scale or info.height % scale):
             raise VsrkitError(f"{input}: {info.width}x{info.height} is not divisible by {scale}, which BD "

@@ -18,7 +18,8 @@ from vsrkit.errors import VsrkitError
               help="Ground truth: one folder of frames per clip (or a folder of images: an image set).")
 @click.option("--lr", type=click.Path(path_type=Path), default=None, help="LR frames, mirroring --gt.")
 @click.option("--degrade", "degradation", default=None,
-              help="Make the LR frames from the GT: bi, bd, or realworld (RealBasicVSR's random pipeline, --seed).")
+              help="Make the LR frames from the GT: bi, bd, rlsp (the RLSP authors' Vid4 recipe, as "
+                   "`vsrkit degrade --mode rlsp`), or realworld (RealBasicVSR's random pipeline, --seed).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="--degrade realworld: the seed of the fixed degraded version (one stream per clip name).")
 @click.option("--metric", default="psnr,ssim", show_default=True, help="Comma list of psnr, ssim, flicker.")

@@ -298,7 +298,8 @@ def bd_downscale(img: np.ndarray, scale: int = 4) -> np.ndarray:
 
 def degrade(img: np.ndarray, mode: str, scale: int = 4) -> np.ndarray:
     """``bi_downscale`` or ``bd_downscale`` (``mode`` 'bi' or 'bd') of a uint8/uint16 numpy image, or the RLSP
-    authors' Vid4 degradation (``mode`` 'rlsp', uint8 only: ``degrade_rlsp.rlsp_gaussian_downscale``)."""
+    authors' Vid4 degradation (``mode`` 'rlsp', uint8 only: ``degrade_rlsp.rlsp_gaussian_downscale``, a float
+    blur)."""
     if str(mode).lower() == "rlsp":
         from vsrkit.data.degrade_rlsp import rlsp_gaussian_downscale
 

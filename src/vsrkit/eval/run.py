@@ -1,6 +1,6 @@
 """``vsrkit eval``: run a model on a dataset through the engine of ``vsrkit upscale`` and score it.
 
-Each clip's LR frames (read, or made from the GT by BI/BD) stream through ``vsrkit.infer.engine`` with the
+Each clip's LR frames (read, or made from the GT by BI, BD or the RLSP authors' recipe) stream through ``vsrkit.infer.engine`` with the
 model's own protocol, exactly as ``vsrkit upscale`` runs them, and come out as uint8 images: what a user
 would get in a PNG folder. Those are scored against the GT with BasicSR's PSNR/SSIM
 (:mod:`vsrkit.eval.metrics`) under an :class:`~vsrkit.eval.protocols.EvalProtocol`; values are averaged
@@ -38,6 +38,7 @@ __all__ = ["SCHEMA", "METRICS", "columns", "parse_metrics", "evaluate", "write_j
 
 SCHEMA = "vsrkit-eval/1"
 METRICS = ("psnr", "ssim", "flicker")
+DEGRADATIONS = ("bi", "bd", "rlsp", "realworld")  # --degrade: data.degrade modes and data.realworld
 CROP_SIZE = 128  # HR pixels of the side-by-side crop kept for the report
 
 
@@ -152,11 +153,11 @@ def evaluate(
     protocol = protocol or resolve_protocol()
     metrics = parse_metrics(metrics)
     if (lr is None) == (degradation is None):
-        raise VsrkitError("give either --lr DIR (the LR frames) or --degrade bi|bd|realworld (made from the GT)")
+        raise VsrkitError("give either --lr DIR (the LR frames) or --degrade bi|bd|rlsp|realworld (made from the GT)")
     if degradation is not None:
         degradation = degradation.lower()
-        if degradation not in ("bi", "bd", "realworld"):
-            raise VsrkitError(f"unknown --degrade {degradation!r}: use bi, bd or realworld")
+        if degradation not in DEGRADATIONS:
+            raise VsrkitError(f"unknown --degrade {degradation!r}: use bi, bd, rlsp or realworld")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise VsrkitError(f"--seed must be a non-negative integer, got {seed!r}")
     clips = find_clips(gt, lr)

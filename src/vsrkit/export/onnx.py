@@ -7,9 +7,10 @@ What is exported, by the model's temporal kind (``vsrkit.models.spec``):
 - ``window`` (EDVR): ``forward`` on one window ``(1, n, c, h, w)``; height and width are dynamic;
 - ``recurrent`` (RLSP): one ``step`` with the state as explicit inputs ``state0..`` and outputs
   ``next_state0..`` (zeros at the first frame); height and width are dynamic;
-- ``bidirectional`` (BasicVSR) and ``sequence`` (IconVSR, VRT): ``forward`` on a clip of a fixed length
-  and size (SpyNet's resizing to multiples of 32 is fixed at trace time); the engine runs it as a clip
-  model (``Protocol.clip``), tiling frames into squares of that size.
+- ``bidirectional`` (BasicVSR, IconVSR) and ``sequence`` (VRT): ``forward`` on a clip of a fixed length
+  and size (SpyNet's resizing to multiples of 32 is fixed at trace time); the file declares a ``sequence``
+  model, so the engine runs it as a clip model (``Protocol.clip``: overlapping clips, not the two exact
+  passes of the PyTorch network), tiling frames into squares of that size.
 
 Deformable convolutions export as their sampling graph (``GridSample``, opset 17), or with
 ``deform_op=True`` as ONNX's ``DeformConv`` (opset 19), which onnxruntime runs natively.

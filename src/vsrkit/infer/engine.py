@@ -8,7 +8,8 @@ A model declares what it is (``vsrkit.models.spec.ModelSpec``); the engine does 
   overlapping temporal chunks of which only the centre is kept; bidirectional models two exact passes;
 - **space** (``tiling``): overlapping tiles blended with linear ramps; padding to what a model takes;
 - **colour** (``colour``): uint8/uint16 images <-> tensors, RGB/Y/grey/alpha/16-bit, at the edges only;
-- **device and precision** (``runtime``), and **memory planning** (``memory``).
+- **device and precision** (``runtime``), and **memory planning** (``memory``), decided once per run by
+  ``plan.plan_run``: the engine runs a ``RunPlan`` as it is (given a bare ``EngineConfig``, it makes the plan).
 
 The engine reads no files and knows no model names: ``vsrkit.pipeline`` ties it to readers and writers.
 """
@@ -26,7 +27,8 @@ from vsrkit.infer import twopass
 from vsrkit.infer.colour import Item, image_to_item, item_to_image
 from vsrkit.infer.hooks import Hooks, Phase  # noqa: F401 - Phase: part of the engine's API
 from vsrkit.infer.memory import FRAME_BATCH, WINDOW_CHUNK
-from vsrkit.infer.runtime import DEFAULT_CHUNK_OVERLAP, EngineConfig, make_config, prepare_model, resolve_precision
+from vsrkit.infer.plan import RunPlan, plan_run
+from vsrkit.infer.runtime import DEFAULT_CHUNK_OVERLAP, EngineConfig, make_config, prepare_model
 from vsrkit.infer.tiling import Runner
 from vsrkit.models.spec import ModelSpec, Protocol, pad_index
 
@@ -94,10 +96,11 @@ class _Buffer:
 
 
 def _schedule(model: torch.nn.Module, cfg: EngineConfig, items: Iterable[Item], hooks: Hooks | None = None,
-              frames: Any = None) -> Iterator[tuple[Item, torch.Tensor]]:
+              frames: Any = None, disk: Any = None) -> Iterator[tuple[Item, torch.Tensor]]:
     """Yield (item, output tensor (c, sh, sw)) for every input frame from ``hooks.start``, in order.
 
-    Two-pass models take ``frames`` (a ``twopass`` input) instead of ``items`` when given."""
+    Two-pass models take ``frames`` (a ``twopass`` input) instead of ``items`` when given, and ``disk``, the
+    plan's ``twopass.Plan`` (None: made after pass 0)."""
     spec: ModelSpec = model.spec
     protocol = cfg.protocol or spec.protocol
     runner = Runner(model, spec, cfg)
@@ -110,7 +113,7 @@ def _schedule(model: torch.nn.Module, cfg: EngineConfig, items: Iterable[Item], 
     with torch.inference_mode():
         if kind == "bidirectional":
             inp = frames if frames is not None else twopass.MemoryInput(items)
-            yield from twopass.run(model, spec, runner, inp, cfg, hooks)
+            yield from twopass.run(model, spec, runner, inp, cfg, hooks, plan=disk)
             return
         back = spec.temporal.back + max(spec.temporal.back, spec.temporal.ahead)
         reach = (protocol.clip or cfg.chunk) + 2 * (cfg.chunk_overlap or DEFAULT_CHUNK_OVERLAP) + back
@@ -239,10 +242,20 @@ def _sequence(model, spec: ModelSpec, protocol: Protocol, runner: Runner, buf: _
 # ----------------------------------------------------------------------------------------------
 # public entry points
 
+def _plan(model: torch.nn.Module, config: EngineConfig | RunPlan | None) -> RunPlan:
+    """The run's plan: the one given, else made here (once) from the config, its reasons logged."""
+    if isinstance(config, RunPlan):
+        return config
+    plan = plan_run(model, config or make_config())
+    for line in plan.notes:
+        log.info("%s", line)
+    return plan
+
+
 def upscale_frames(
     model: torch.nn.Module,
     frames: Iterable[np.ndarray],
-    config: EngineConfig | None = None,
+    config: EngineConfig | RunPlan | None = None,
     out_dtype: np.dtype | None = None,
 ) -> Iterator[np.ndarray]:
     """Upscale a stream of H x W x C uint8/uint16 images; yields the upscaled images in order."""
@@ -253,13 +266,15 @@ def upscale_frames(
 def upscale_stream(
     model: torch.nn.Module,
     frames: Iterable[tuple[Any, np.ndarray]],
-    config: EngineConfig | None = None,
+    config: EngineConfig | RunPlan | None = None,
     out_dtype: np.dtype | None = None,
     hooks: Hooks | None = None,
 ) -> Iterator[tuple[Any, np.ndarray]]:
     """Like ``upscale_frames`` for (payload, image) pairs; the payload (e.g. a timestamp) rides along.
-    ``hooks`` (resume, re-reading, temporaries, progress) are for long jobs; see :class:`Hooks`."""
-    cfg = resolve_precision(config or make_config(), model.spec)
+    ``config``: a ``RunPlan`` (run as it is) or an ``EngineConfig`` (planned here). ``hooks`` (resume,
+    re-reading, temporaries, progress) are for long jobs; see :class:`Hooks`."""
+    plan = _plan(model, config)
+    cfg = plan.config
     model = prepare_model(model, cfg)
     channels = model.spec.channels
     dtypes: list[np.dtype] = []
@@ -278,16 +293,17 @@ def upscale_stream(
             return image_to_item(image, channels, payload)
 
         two = twopass.ImageInput(frames, to_item, hooks.reopen if hooks else None)
-    for item, y in _schedule(model, cfg, items(), hooks, frames=two):
+    for item, y in _schedule(model, cfg, items(), hooks, frames=two, disk=plan.disk):
         dt = out_dtype or dtypes[0]
         yield item.payload, item_to_image(item, y, channels, dt)
 
 
-def upscale_tensor(model: torch.nn.Module, frames: torch.Tensor, config: EngineConfig | None = None,
+def upscale_tensor(model: torch.nn.Module, frames: torch.Tensor, config: EngineConfig | RunPlan | None = None,
                    hooks: Hooks | None = None) -> torch.Tensor:
     """(T, c, h, w) float in [0, 1] through the engine's schedule -> (T', c, sh, sw), unclamped (T' = T minus
     ``hooks.start``)."""
-    cfg = resolve_precision(config or make_config(), model.spec)
+    plan = _plan(model, config)
+    cfg = plan.config
     model = prepare_model(model, cfg)
     items = (Item(x=f.float(), side=None, grey=False, alpha=False, payload=None) for f in frames)
-    return torch.stack([y for _, y in _schedule(model, cfg, items, hooks)])
+    return torch.stack([y for _, y in _schedule(model, cfg, items, hooks, disk=plan.disk)])

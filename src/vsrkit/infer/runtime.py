@@ -45,7 +45,7 @@ class EngineConfig:
     protocol: Protocol | None = None  # None: the model's own (``model.spec.protocol``)
     channels_last: bool = True  # channels-last weights and activations (frames of a clip each channels-last)
     compile: bool = False  # torch.compile the model's parts (``prepare_model``)
-    auto_precision: bool = False  # precision still to be chosen for the model (``resolve_precision``)
+    auto_precision: bool = False  # precision still to be chosen for the model (``plan.plan_run``)
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -225,7 +225,7 @@ def make_config(
     compile: bool = False,
 ) -> EngineConfig:
     """An EngineConfig from user options, with validation and the measured defaults. ``precision='auto'``
-    is settled per model by ``resolve_precision`` (the engine does it when it gets the model)."""
+    is settled per model, once, when the run is planned (``vsrkit.infer.plan.plan_run``)."""
     dev = select_device(device)
     dtype = select_precision(precision, dev, say)
     for opt, v in (("--tile", tile), ("--tile-overlap", tile_overlap), ("--chunk", chunk), ("--chunk-overlap", chunk_overlap)):

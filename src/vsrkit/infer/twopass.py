@@ -286,8 +286,13 @@ class _Clock:
             self.hooks.on_progress(self.phases, index, done)
 
 
-def run(model: torch.nn.Module, spec: ModelSpec, runner: Runner, inp, cfg: EngineConfig, hooks: Hooks) -> Iterator[tuple[Item, torch.Tensor]]:
-    """The two passes (see the module docstring); yields (item, output (c, sh, sw)) from ``hooks.start``."""
+def run(model: torch.nn.Module, spec: ModelSpec, runner: Runner, inp, cfg: EngineConfig, hooks: Hooks,
+        plan: Plan | None = None) -> Iterator[tuple[Item, torch.Tensor]]:
+    """The two passes (see the module docstring); yields (item, output (c, sh, sw)) from ``hooks.start``.
+
+    ``plan``: the disk plan made before the run (``vsrkit.infer.plan.plan_run``, its space already checked); used
+    as it is when pass 0 counts the frames it was made for. Without one (or when the count differs: a container
+    that gave a wrong count) it is made here, once the frames are counted, and its space checked."""
     k = max(cfg.chunk, 1)
     passes = spec.passes
     ctx = passes.context
@@ -312,10 +317,16 @@ def run(model: torch.nn.Module, spec: ModelSpec, runner: Runner, inp, cfg: Engin
         start = hooks.start
         if start % k or start > total:
             raise ValueError(f"two-pass runs resume at a block boundary (a multiple of {k}), not at frame {start}")
-        h, w = inp.size
-        sb, fb = sizes(model, spec, runner, h, w)
-        plan = make_plan(total, k, sb, inp.spool_bytes(), hooks.disk_budget, feature_bytes=fb * k + 4096)
-        check_space(plan, workdir)
+        if plan is None or (plan.frames, plan.block, plan.spool_bytes) != (total, k, inp.spool_bytes()):
+            if plan is None:
+                h, w = inp.size
+                sb, fb = sizes(model, spec, runner, h, w)
+                fb = fb * k + 4096
+            else:  # the sizes were measured for the plan: only the frame count changed
+                log.info("two-pass plan: %d frames, not the %d planned: planning again", total, plan.frames)
+                sb, fb = plan.state_bytes, plan.feature_bytes
+            plan = make_plan(total, k, sb, inp.spool_bytes(), hooks.disk_budget, feature_bytes=fb)
+            check_space(plan, workdir)
         nb, K, keep = plan.blocks, plan.every, plan.keep
         log.info("two-pass plan: %d frames: %s, %.2f GiB of temporary disk, backward branch %.2f times per frame",
                  total, plan.summary, plan.disk / 2**30, plan.backward_runs)

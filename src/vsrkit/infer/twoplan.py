@@ -91,9 +91,10 @@ def make_plan(frames: int, block: int, state_bytes: int, spool_bytes: int = 0, b
               feature_bytes: int = 0) -> Plan:
     """The plan with the least recomputation whose temporary disk fits ``budget`` (else the smallest one): the
     backward features of as many leading blocks as fit beside a state per block (all of them for a short video:
-    the backward branch then runs once per frame), else a state every few blocks."""
+    the backward branch then runs once per frame), else a state every few blocks. The plan carries the sizes it was
+    made from (``state_bytes``, ``feature_bytes``), so it can be made again for another frame count."""
     budget = DEFAULT_BUDGET if budget is None else budget
-    plan = Plan(frames, block, 1, state_bytes, spool_bytes)
+    plan = Plan(frames, block, 1, state_bytes, spool_bytes, feature_bytes=feature_bytes)
     if plan.blocks == 1:
         return plan  # pass 1 has nothing to do: the one block is computed once, in pass 2
     if plan.disk <= budget:
@@ -106,7 +107,7 @@ def make_plan(frames: int, block: int, state_bytes: int, spool_bytes: int = 0, b
         return plan
     best = None
     for every in range(2, plan.blocks + 1):
-        p = Plan(frames, block, every, state_bytes, spool_bytes)
+        p = Plan(frames, block, every, state_bytes, spool_bytes, feature_bytes=feature_bytes)
         if p.disk <= budget:
             return p
         if best is None or p.disk < best.disk:
