@@ -15,22 +15,47 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def make_clip(path: Path, n: int = 6, w: int = 32, h: int = 24, rate: int = 25, codec: str = "libx264",
-              pix_fmt: str = "yuv420p", rotation: int | None = None, hflip: bool = False) -> Path:
-    """A tiny moving-gradient clip (``rotation``: a display matrix as phones write it)."""
+              pix_fmt: str = "yuv420p", rotation: int | None = None, hflip: bool = False,
+              audio: str | None = None) -> Path:
+    """A tiny moving-gradient clip (``rotation``: a display matrix as phones write it; ``audio``: an audio codec,
+    e.g. ``"aac"``, for a stereo tone as long as the video, interleaved with it as a camera writes it)."""
     with av.open(str(path), "w") as c:
         s = c.add_stream(codec, rate=rate)
         s.width, s.height, s.pix_fmt = w, h, pix_fmt
         if rotation is not None:
             s.set_display_rotation(rotation, hflip=hflip)
+        packets = []
         for i in range(n):
             yy, xx = np.mgrid[0:h, 0:w]
             img = np.stack([(xx * 8 + i * 10) % 256, (yy * 10) % 256, (xx + yy + i) % 256], -1).astype(np.uint8)
             fr = av.VideoFrame.from_ndarray(img, format="rgb24")
-            for p in s.encode(fr):
-                c.mux(p)
-        for p in s.encode():
+            if audio is not None:
+                fr.pts = i
+            packets += s.encode(fr)
+        packets += s.encode()
+        if audio is not None:
+            packets += _tone(c, audio, n / rate)
+        # interleaved by time, as a camera writes them (the muxer sees each stream's packets in order)
+        packets.sort(key=lambda p: float((p.dts if p.dts is not None else 0) * p.time_base))
+        for p in packets:
             c.mux(p)
     return path
+
+
+def _tone(c: av.container.OutputContainer, codec: str, seconds: float, rate: int = 48000) -> list[av.Packet]:
+    """The packets of a stereo tone of ``seconds`` in a new ``codec`` stream of ``c``."""
+    a = c.add_stream(codec, rate=rate)
+    a.layout = "stereo"
+    fmt = a.codec_context.codec.audio_formats[0].name
+    res = av.AudioResampler(format=fmt, layout="stereo", rate=rate, frame_size=a.codec_context.frame_size or 1024)
+    t = np.arange(int(rate * seconds)) / rate
+    tone = (np.sin(2 * np.pi * 440 * t) * 0.3).astype(np.float32)
+    af = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
+    af.sample_rate, af.pts = rate, 0
+    packets = []
+    for rf in res.resample(af) + res.resample(None):
+        packets += a.encode(rf)
+    return packets + list(a.encode(None))
 
 
 def write_png(path: Path, a: np.ndarray) -> Path:

@@ -28,16 +28,17 @@ import torch
 
 from vsrkit._version import __version__
 from vsrkit.atomic import write_atomic
-from vsrkit.errors import VsrkitError
+from vsrkit.errors import VsrkitError, WorkKeptError
 from vsrkit.hub.loader import load_model
 from vsrkit.hub.registry import FAST_MODEL, default_model
 from vsrkit.infer import engine
 from vsrkit.infer.plan import plan_run
-from vsrkit.infer.runtime import make_config, set_threads
+from vsrkit.infer.runtime import check_threads, make_config, set_threads
 from vsrkit.io import VideoReader, VideoWriter
 from vsrkit.io.background import Prefetch, Writer
 from vsrkit.io.reader import IMAGE_SUFFIXES
-from vsrkit.io.writer import DEFAULT_SEGMENT, check_output, output_kind
+from vsrkit.io.probe import count_frames
+from vsrkit.io.writer import DEFAULT_SEGMENT, check_output, finished, output_kind
 from vsrkit.jobs import Job, sweep_temp
 from vsrkit.progress import ProgressBar
 
@@ -46,14 +47,17 @@ log = logging.getLogger(__name__)
 MAX_CRF = 51  # libx264, 8-bit
 
 
-def check_options(crf: int, max_frames: int | None, temp_disk: float | None = None) -> None:
-    """One-line errors for option values out of range."""
+def check_options(crf: int, max_frames: int | None, temp_disk: float | None = None, max_memory: float | None = None,
+                  threads: int | None = None) -> None:
+    """One-line errors for option values out of range (NaN and infinities included)."""
     if not 0 <= crf <= MAX_CRF:
         raise VsrkitError(f"--crf must be between 0 (lossless) and {MAX_CRF}, got {crf}")
     if max_frames is not None and max_frames < 1:
         raise VsrkitError(f"--max-frames must be at least 1, got {max_frames}")
-    if temp_disk is not None and not temp_disk > 0:
-        raise VsrkitError(f"--temp-disk must be a positive number of GiB, got {temp_disk}")
+    for opt, gib in (("--temp-disk", temp_disk), ("--max-memory", max_memory)):
+        if gib is not None and not (isinstance(gib, (int, float)) and math.isfinite(gib) and gib > 0):
+            raise VsrkitError(f"{opt} must be a positive number of GiB, got {gib}")
+    check_threads(threads)
 
 
 def _weights_digest(net: torch.nn.Module) -> str:
@@ -114,7 +118,7 @@ def upscale_file(
     """
     inp, out = Path(input), Path(output)
     say = say or log.info
-    check_options(crf, max_frames, temp_disk)
+    check_options(crf, max_frames, temp_disk, max_memory, threads)
     set_threads(threads)  # before the model is made: an exported model takes torch's thread count when opened
     cfg = make_config(device, precision, tile, tile_overlap, chunk, chunk_overlap, say=say,
                       channels_last=channels_last, compile=compile)
@@ -124,8 +128,9 @@ def upscale_file(
         info = reader.info
         single = not info.is_image_sequence and inp.suffix.lower() in IMAGE_SUFFIXES
         kind = output_kind(out, single_image=single)
-        # check the output before the (slow) model load, so mistakes are reported at once
-        check_output(out, inp, overwrite=overwrite)
+        # check the output before the (slow) model load, so mistakes are reported at once; with --resume, an
+        # output that exists may be this very job, finished: known once the model and plan are
+        check_output(out, inp, overwrite=overwrite or resume)
         sweep_temp(say)
         job = Job(out, resume=resume, say=say).open()
         writer = None
@@ -161,18 +166,33 @@ def upscale_file(
             seg = segment or DEFAULT_SEGMENT
             if two:
                 seg = math.ceil(seg / cfg.chunk) * cfg.chunk  # resume points on block boundaries
-            job.check_manifest({
+            manifest = {
                 "vsrkit": __version__, "input": [str(inp.resolve()), *_file_id(inp)],
                 "model": getattr(net, "model_name", type(net).__name__),
                 "weights": _weights_digest(net), "backend": backend, "device": cfg.device.type,
                 "precision": plan.precision,
                 "tile": cfg.tile, "tile_overlap": cfg.tile_overlap, "chunk": cfg.chunk, "chunk_overlap": cfg.chunk_overlap,
                 "crf": crf, "max_frames": max_frames, "segment": seg, "kind": kind, "temp_disk": temp_disk,
-            })
+            }
+            tag = _digest(manifest)
+            if resume and out.exists() and not overwrite:
+                frames_in = 1 if single else (info.num_frames if info.is_image_sequence else count_frames(inp))
+                if max_frames is not None:
+                    frames_in = min(frames_in, max_frames)
+                if not finished(out, tag, frames_in, info.width * s, info.height * s):
+                    if not job.resumed:
+                        job.finish()  # made by this run: nothing to keep
+                    raise VsrkitError(f"{out}: output already exists, and is not the finished output of this command "
+                                      "(pass --overwrite to replace it)")
+                say(f"nothing left to do: {out} is complete" + (" (made by this command)" if kind == "video" else
+                                                                 f" ({frames_in} frames of {info.width * s}x{info.height * s})"))
+                job.finish()
+                return out
+            job.check_manifest(manifest)
 
             writer = VideoWriter(out, width=info.width * s, height=info.height * s, source=info, crf=crf,
                                  channels=info.channels, bit_depth=bit_depth, overwrite=overwrite, single_image=single,
-                                 workdir=job.dir / "out", segment=seg, resume=job.resumed)
+                                 workdir=job.dir / "out", segment=seg, resume=job.resumed, tag=tag)
             start, state = writer.frames_written, None
             if start and stateful:
                 saved_at, state = _load_state(job)
@@ -223,13 +243,25 @@ def upscale_file(
             writer.close()
             job.finish()
         except BaseException as e:
+            # a failure after every frame was made (joining, renaming) keeps them, resumed or not
+            keep = resume or isinstance(e, WorkKeptError)
             if writer is not None:
-                writer.abort(keep=resume)
-            job.abort(keep=resume)
+                writer.abort(keep=keep)
+            job.abort(keep=keep)
             if resume and isinstance(e, KeyboardInterrupt):
                 e.vsrkit_note = "the work so far is kept: run the same command with --resume to continue"
+            if isinstance(e, WorkKeptError):
+                raise WorkKeptError(f"{e}: run the same command with --resume to finish") from None
             raise
     return out
+
+
+def _digest(manifest: dict[str, Any]) -> str:
+    """A short digest of a job's manifest: what its output was made from and with."""
+    import hashlib
+    import json
+
+    return hashlib.blake2b(json.dumps(manifest, sort_keys=True).encode(), digest_size=12).hexdigest()
 
 
 def _onnx_model(model: Any, weights: Any, tile: int | None, max_memory: float | None) -> Any:

@@ -1,7 +1,7 @@
 """The ``vsrkit`` command group: one thin module per command, imported when the group is built.
 
-Every ``VsrkitError`` (what a user can fix) becomes one line on stderr and exit code 2, and so does a full
-disk; an interrupted run exits with 130 (Ctrl-C) or 143 (SIGTERM), after the same clean-up. Anything else is a
+Every ``VsrkitError`` (what a user can fix) becomes one line on stderr and exit code 2, and so do a bad option
+(click's usage errors) and a full disk; an interrupted run exits with 130 (Ctrl-C) or 143 (SIGTERM), after the same clean-up. Anything else is a
 bug and keeps its traceback.
 """
 
@@ -26,6 +26,10 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except VsrkitError as e:
             say(f"error: {e}")
+            sys.exit(e.exit_code)
+        except click.UsageError as e:  # a bad option or argument: one line too, naming it
+            where = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
+            say(f"error: {' '.join(e.format_message().split()).rstrip('.')}{where}")
             sys.exit(e.exit_code)
         except KeyboardInterrupt as e:
             what = "terminated" if isinstance(e, Terminated) else "interrupted"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from vsrkit.cli.common import say
+from vsrkit.cli.common import FINITE, say
 from vsrkit.errors import VsrkitError
 from vsrkit.hub.registry import CPU_DEFAULT_MODEL, DEFAULT_MODEL, FAST_MODEL
 
@@ -35,9 +35,9 @@ from vsrkit.hub.registry import CPU_DEFAULT_MODEL, DEFAULT_MODEL, FAST_MODEL
 @click.option("--tile-overlap", type=int, default=None, help="Pixels shared by neighbouring tiles.")
 @click.option("--chunk", type=int, default=None, help="Frames per temporal chunk (sequence models) or block (two-pass).")
 @click.option("--chunk-overlap", type=int, default=None, help="Context frames on each side of a chunk.")
-@click.option("--max-memory", type=float, default=None,
+@click.option("--max-memory", type=FINITE, default=None,
               help="Memory budget in GiB (RAM on CPU, device memory on GPU): picks the tile size.")
-@click.option("--temp-disk", type=float, default=None,
+@click.option("--temp-disk", type=FINITE, default=None,
               help="Temporary disk in GiB two-pass models may use (default 4): more disk, less recomputation.")
 @click.option("--crf", type=int, default=18, show_default=True, help="H.264 quality, 0-51 (lower is better).")
 @click.option("--max-frames", type=int, default=None, help="Stop after this many frames.")
@@ -66,7 +66,7 @@ def upscale(input: Path, output: Path, model, fast, weights, backend, device, pr
             raise VsrkitError(f"{weights}: is a folder, not a checkpoint file")
         if not weights.is_file():
             raise VsrkitError(f"checkpoint not found: {weights}")
-    check_options(crf, max_frames, temp_disk)
+    check_options(crf, max_frames, temp_disk, max_memory, threads)
     options = dict(model=model, weights=weights, backend=backend, device=device, precision=precision, threads=threads,
                    compile=compile_, channels_last=layout == "channels-last", tile=tile,
                    tile_overlap=tile_overlap, chunk=chunk, chunk_overlap=chunk_overlap, max_memory=max_memory,

@@ -8,7 +8,9 @@ itself (``detect``). A named configuration also sets the protocol its published 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import zlib
 from typing import Any
 
 import torch
@@ -19,6 +21,8 @@ from vsrkit.hub.detect import convert, detect
 from vsrkit.hub.download import BUNDLED_DIR, cache_dir, package_file, resolve_weights
 from vsrkit.hub.pretrained import ModelEntry, default_protocol
 from vsrkit.hub.registry import ALIASES, DEFAULT_MODEL, FAMILIES, family_module, get_entry
+
+log = logging.getLogger(__name__)
 
 
 def build(family: str, arch: str, kwargs: dict[str, Any]) -> torch.nn.Module:
@@ -40,7 +44,8 @@ def load_model(
     """An ``nn.Module`` in eval mode, with its ``spec`` (and ``model_name``) set.
 
     - ``load_model("basicvsr-reds4")``: a named model with its pretrained weights and protocol;
-    - ``load_model("basicvsr")``: the bare architecture, default hyper-parameters, random weights;
+    - ``load_model("basicvsr")``: the bare architecture, default hyper-parameters, random weights (the same ones
+      at every call: drawn from a seed made of the name; a warning says they are random);
     - ``load_model(weights=FILE)``: architecture and hyper-parameters recognised from the checkpoint;
     - ``load_model("edvr", weights=FILE, num_feat=16, ...)``: official constructor arguments by name;
     - ``load_model("rlsp-7-64", weights=FILE)``: a named configuration with other weights; the file must fit it.
@@ -83,9 +88,18 @@ def load_model(
             path = resolve_weights(entry.name, entry.weights, progress=progress)
             state_dict = load_state_dict(path)
             filename = path.name
-    model = build(family, arch, build_kwargs)
     if state_dict is not None:
+        model = build(family, arch, build_kwargs)
         _load_checked(model, convert(family, state_dict), filename or "checkpoint", name)
+    else:
+        # no trained weights: random ones, drawn from the model's name, so that the same command gives the same
+        # output (and an interrupted run can be resumed); the caller's random state is left as it was
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(zlib.crc32(model_name.encode()))
+            model = build(family, arch, build_kwargs)
+        log.warning("%s has no trained weights: it runs with random ones (the same at every run), so its output "
+                    "is no real upscale; give --weights FILE, or a model with weights (see `vsrkit models`)",
+                    model_name)
     model.eval()
     model.spec = dataclasses.replace(model.spec, protocol=protocol)
     model.model_name = model_name

@@ -59,6 +59,8 @@ def plan_tile(model: torch.nn.Module, cfg: EngineConfig, max_bytes: float, h: in
     tile's pixels and the frames one call holds (at most ``frames``, the video's length, when known).
     The same on CPU (RAM) and GPU (device memory).
     """
+    if not (math.isfinite(max_bytes) and max_bytes > 0):
+        raise VsrkitError(f"--max-memory must be a positive number of GiB, got {max_bytes / 2**30}")
     spec: ModelSpec = model.spec
     per = spec.memory_per_pixel or GENERIC_MEMORY_PER_PIXEL
     n = frames_per_call(spec, cfg)

@@ -184,12 +184,24 @@ def precision_name(cfg: EngineConfig) -> str:
     return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[cfg.autocast_dtype]
 
 
+THREADS_PER_CPU = 4  # --threads above this many per CPU is a mistake (each thread costs memory and mappings)
+
+
+def check_threads(threads: int | None) -> None:
+    """A one-line error for a ``--threads`` below 1 or above ``THREADS_PER_CPU`` times the CPUs here."""
+    if threads is None:
+        return
+    cpus = os.cpu_count() or 1
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= THREADS_PER_CPU * cpus:
+        raise VsrkitError(f"--threads must be between 1 and {THREADS_PER_CPU * cpus} ({THREADS_PER_CPU} per CPU; "
+                          f"this machine has {cpus}), got {threads}")
+
+
 def set_threads(threads: int | None) -> None:
     """``--threads``: the number of CPU threads torch uses (None: leave torch's default)."""
     if threads is None:
         return
-    if threads < 1:
-        raise VsrkitError(f"--threads must be at least 1, got {threads}")
+    check_threads(threads)
     torch.set_num_threads(threads)
 
 

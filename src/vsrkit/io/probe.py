@@ -3,7 +3,8 @@
 Probing opens a video file (or an image folder) once, checks it has a decodable picture, and learns what the reader
 needs: the layout of its frames (``pixfmt.layout``: palette transparency needs the first picture), its display
 matrix (phone videos: :func:`orientation`, applied by :func:`orient` as players do), its size (upright), frame
-count, rate and time base, and whether it has audio. Errors are one line naming the file.
+count, rate and time base, and its other streams with their codecs (:class:`StreamInfo`: known before any work
+starts, so that one that cannot be carried into the output is said at once). Errors are one line naming the file.
 """
 
 from __future__ import annotations
@@ -22,12 +23,22 @@ from vsrkit.io.decode import decode_image, decode_video
 from vsrkit.io.files import IMAGE_SUFFIXES, list_images, one_line, open_input
 from vsrkit.io.pixfmt import layout
 
-__all__ = ["VideoInfo", "Orientation", "Source", "probe", "open_source", "orientation", "orient", "frame_count",
+__all__ = ["VideoInfo", "StreamInfo", "Orientation", "Source", "probe", "open_source", "orientation", "orient", "frame_count",
            "count_frames"]
 
 log = logging.getLogger(__name__)
 
 Orientation = tuple[bool, bool, bool]  # (transpose, flip rows, flip columns), applied in that order
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """An audio, subtitle or data stream of a video file: its index, type and codec (None: FFmpeg has no decoder
+    for it, e.g. a damaged or unknown codec id)."""
+
+    index: int
+    type: str
+    codec: str | None
 
 
 @dataclass
@@ -44,6 +55,7 @@ class VideoInfo:
     bit_depth: int  # 8 or 16
     is_image_sequence: bool
     has_audio: bool
+    streams: tuple[StreamInfo, ...] = ()  # the other streams of a video file (audio, subtitles, data)
 
 
 @dataclass
@@ -138,6 +150,18 @@ def count_frames(path: str | os.PathLike) -> int:
         raise VsrkitError(f"{path}: not a readable video ({one_line(e)})") from None
 
 
+def other_streams(c: av.container.InputContainer) -> tuple[StreamInfo, ...]:
+    """The streams of ``c`` other than its first video stream, each with its codec (None: no decoder for it)."""
+    video = c.streams.video[0].index if c.streams.video else -1
+    found = []
+    for s in c.streams:
+        if s.index == video:
+            continue
+        cc = s.codec_context
+        found.append(StreamInfo(s.index, s.type, cc.name if cc is not None else None))
+    return tuple(found)
+
+
 def probe(path: str | os.PathLike) -> VideoInfo:
     """Open ``path`` (video file or image folder), read its header (and first picture) and describe it."""
     src = open_source(path)
@@ -201,5 +225,6 @@ def open_source(path: str | os.PathLike) -> Source:
         path=str(p), width=w, height=h, num_frames=frame_count(s),
         fps=Fraction(fps) if fps else None, time_base=Fraction(s.time_base) if s.time_base else None,
         channels=ch, bit_depth=depth, is_image_sequence=False, has_audio=bool(c.streams.audio),
+        streams=other_streams(c),
     )
     return Source(info, [], turn, c)

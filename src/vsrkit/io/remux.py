@@ -1,9 +1,11 @@
 """The audio and subtitle streams of a source, carried into a video output (``VideoWriter``).
 
-Each audio or subtitle stream of the source is copied packet by packet when the output container can hold its
-codec as it is (checked by writing a header to memory); an audio codec it cannot hold is re-encoded to AAC, a
-subtitle codec it cannot hold is dropped, both with a warning. Packets are interleaved with the video by time
-(:meth:`StreamCopy.pump`); a partial run (fewer frames than the source) cuts them at the end of its video.
+What happens to each audio or subtitle stream is decided before any work starts (:func:`plan_copies`, which says
+what is not copied as it is, once): it is copied packet by packet when the output container can hold its codec as
+it is (checked by writing a header to memory); an audio codec it cannot hold is re-encoded to AAC; a subtitle codec
+it cannot hold, and a stream whose codec FFmpeg does not know (a damaged file), are left out. Packets are
+interleaved with the video by time (:meth:`StreamCopy.pump`); a partial run (fewer frames than the source) cuts
+them at the end of its video.
 """
 
 from __future__ import annotations
@@ -12,15 +14,17 @@ import io
 import logging
 import os
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
 
 from vsrkit.io.files import one_line, open_input
+from vsrkit.io.probe import VideoInfo
 
-__all__ = ["StreamCopy"]
+__all__ = ["Carry", "StreamCopy", "plan_copies"]
 
 log = logging.getLogger(__name__)
 
@@ -39,50 +43,87 @@ def remux_ok(fmt: str, ins: av.stream.Stream) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class Carry:
+    """What happens to one audio/subtitle stream of the source: ``"copy"`` (as it is) or ``"aac"`` (re-encoded)."""
+
+    index: int
+    action: str
+
+
+def plan_copies(source: VideoInfo, fmt: str, final: Path) -> list[Carry]:
+    """The source's audio/subtitle streams that the muxer ``fmt`` will carry, and how; a warning for each one that
+    is re-encoded or left out. Run before any work, so that the user knows at once."""
+    wanted = [s for s in source.streams if s.type in ("audio", "subtitle")]
+    plan: list[Carry] = []
+    for s in wanted:
+        if s.codec is None:
+            log.warning("%s: %s stream %d of %s has a codec FFmpeg does not know (a damaged or unsupported "
+                        "stream): it is left out", final, s.type, s.index, source.path)
+    wanted = [s for s in wanted if s.codec is not None]
+    if not wanted:
+        return plan
+    try:
+        src = open_input(source.path)
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError, ValueError) as e:
+        log.warning("%s: cannot reopen %s to copy its audio: %s", final, source.path, one_line(e))
+        return plan
+    with src:
+        by_index = {ins.index: ins for ins in src.streams}
+        for s in wanted:
+            ins = by_index.get(s.index)
+            if ins is None or ins.codec_context is None or ins.type != s.type:
+                log.warning("%s: %s stream %d of %s cannot be read again: it is left out", final, s.type, s.index,
+                            source.path)
+            elif remux_ok(fmt, ins):
+                plan.append(Carry(s.index, "copy"))
+            elif s.type == "audio" and ins.codec_context.type == "audio" and ins.codec_context.sample_rate:
+                log.warning("%s: %s cannot hold %s audio (stream %d): re-encoding it to AAC",
+                            final, final.suffix, s.codec, s.index)
+                plan.append(Carry(s.index, "aac"))
+            else:
+                log.warning("%s: %s cannot hold %s %s (stream %d): it is left out", final, final.suffix, s.codec,
+                            "subtitles" if s.type == "subtitle" else s.type, s.index)
+    return plan
+
+
 class StreamCopy:
-    """The audio/subtitle streams of ``source`` added to ``container`` (the output being written to ``final``).
+    """The audio/subtitle streams of ``source`` that ``plan`` names, added to ``container`` (the output being
+    written to ``final``).
 
     ``streams`` maps a source stream index to (output stream, resampler: None when copied as is); it is empty when
-    the source has nothing to carry or cannot be reopened (a warning says so). ``packets`` is the source's packets
-    of those streams, in file order.
+    the plan is, or the source cannot be reopened (a warning says so). ``packets`` is the source's packets of those
+    streams, in file order.
     """
 
-    def __init__(self, container: av.container.OutputContainer, source: str | os.PathLike, final: Path) -> None:
+    def __init__(self, container: av.container.OutputContainer, source: str | os.PathLike, final: Path,
+                 plan: Sequence[Carry]) -> None:
         self.container = container
         self.final = final
         self.streams: dict[int, tuple[av.stream.Stream, av.AudioResampler | None]] = {}
         self._src: av.container.InputContainer | None = None
+        if not plan:
+            return
         try:
             self._src = open_input(source)
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:
             log.warning("%s: cannot reopen %s to copy its audio: %s", final, source, one_line(e))
             return
-        fmt = container.format.name.split(",")[0]
-        for ins in self._src.streams:
-            if ins.type not in ("audio", "subtitle"):
-                continue
-            name = ins.codec_context.name
-            if remux_ok(fmt, ins):
+        for carry in plan:
+            ins = self._src.streams[carry.index]
+            if carry.action == "copy":
                 self.streams[ins.index] = (container.add_stream_from_template(ins), None)
-            elif ins.type == "audio":
-                log.warning("%s: %s cannot hold %s audio (stream %d): re-encoding it to AAC",
-                            final, final.suffix, name, ins.index)
-                out = container.add_stream("aac", rate=ins.codec_context.sample_rate)
-                n_ch = ins.codec_context.channels or 2
-                layout = DEFAULT_LAYOUTS.get(n_ch) or ins.codec_context.layout.name
-                out.codec_context.layout = layout
-                out.codec_context.bit_rate = 192_000
-                out.time_base = Fraction(1, ins.codec_context.sample_rate)
-                res = av.AudioResampler(format=out.codec_context.codec.audio_formats[0].name,
-                                        layout=layout, rate=ins.codec_context.sample_rate,
-                                        frame_size=1024)
-                self.streams[ins.index] = (out, res)
-            else:
-                log.warning("%s: %s cannot hold %s subtitles (stream %d): dropped", final, final.suffix,
-                            name, ins.index)
-        if not self.streams:
-            self.close()
-            return
+                continue
+            out = container.add_stream("aac", rate=ins.codec_context.sample_rate)
+            n_ch = ins.codec_context.channels or 2
+            layout = DEFAULT_LAYOUTS.get(n_ch) or ins.codec_context.layout.name
+            out.codec_context.layout = layout
+            out.codec_context.bit_rate = 192_000
+            out.time_base = Fraction(1, ins.codec_context.sample_rate)
+            res = av.AudioResampler(format=out.codec_context.codec.audio_formats[0].name,
+                                    layout=layout, rate=ins.codec_context.sample_rate,
+                                    frame_size=1024)
+            self.streams[ins.index] = (out, res)
         self._pending: deque[av.Packet] = deque()
         self._flushed: set[int] = set()
         self.packets: Iterator[av.Packet] = self._src.demux(*[self._src.streams[i] for i in self.streams])

@@ -11,7 +11,7 @@ Videos
     frame's pts (variable frame rate survives; mp4/mov exactly, including a non-zero start; Matroska stores
     timestamps in milliseconds). Audio and subtitle streams of ``source`` are copied packet by packet
     (``remux``), interleaved; an audio codec the container cannot hold is re-encoded to AAC, a subtitle codec it cannot
-    hold is dropped, both with a warning. Alpha is dropped (warning); 16-bit frames are converted to ``pix_fmt``.
+    hold, or a stream of a codec FFmpeg does not know, is left out, each said once when the writer is made. Alpha is dropped (warning); 16-bit frames are converted to ``pix_fmt``.
     Odd sizes with chroma-subsampled ``pix_fmt`` (yuv420p needs even width and height, yuv422p even width) are
     **padded** by repeating the last column/row (a warning says so); ``yuv444p`` keeps the exact size.
 
@@ -23,6 +23,11 @@ Temporary files, segments and resuming
     joins them (packets copied, not re-encoded) and adds the audio. With ``resume=True`` the frames or complete
     segments already in ``workdir`` are checked and kept (``frames_written`` says how many); the same frames
     written in one go or resumed give the same file.
+
+Late failures never throw the frames away
+    When the audio or subtitles fail while the video is joined, the video is written without them (a one-line
+    warning). When finishing fails otherwise (joining, renaming), :class:`~vsrkit.errors.WorkKeptError` says so
+    and the work folder is kept, complete segments or frames included, for a resumed run.
 """
 
 from __future__ import annotations
@@ -38,14 +43,14 @@ from pathlib import Path
 import av
 import numpy as np
 
-from vsrkit.errors import VsrkitError
+from vsrkit.errors import VsrkitError, WorkKeptError
 from vsrkit.io.files import WRITE_FORMATS, one_line, open_input
 from vsrkit.io.images import IMAGE_CODECS, PNG_NAME, ImageEncoder, drop_frames, keep_frames, write_frame
 from vsrkit.io.pixfmt import ARRAY_FORMATS, is_yuv
-from vsrkit.io.probe import VideoInfo
-from vsrkit.io.remux import StreamCopy
+from vsrkit.io.probe import VideoInfo, count_frames
+from vsrkit.io.remux import Carry, StreamCopy, plan_copies
 
-__all__ = ["VideoWriter", "check_output", "is_image_folder_output", "output_kind", "DEFAULT_SEGMENT"]
+__all__ = ["VideoWriter", "check_output", "finished", "is_image_folder_output", "output_kind", "DEFAULT_SEGMENT"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,7 @@ DEFAULT_SEGMENT = 120  # frames per video segment: what a resumed run may have t
 _ACCEPTED = ("a video (.mp4, .m4v, .mov, .mkv), a folder of PNG frames (a name ending with / or without an "
              "extension), or for a single image in: one image (.png, .jpg, .tif, .bmp)")
 _SEGMENT_NAME = re.compile(r"^seg(\d{6})\.mp4$")
+_TAG = "vsrkit job"  # a finished video's comment: "vsrkit job <the job's digest>, <n> frames"
 
 
 def output_kind(path: str | os.PathLike, single_image: bool = False) -> str:
@@ -108,6 +114,35 @@ def check_output(path: str | os.PathLike, source: str | os.PathLike | None = Non
         raise VsrkitError(f"{final}: output already exists (pass --overwrite to replace it)")
 
 
+def finished(path: str | os.PathLike, tag: str, frames: int, width: int, height: int) -> bool:
+    """Whether ``path`` is the complete output of the job ``tag`` (a digest of what it was made with): a video
+    whose metadata names the job and holds the frames it says it holds; a PNG folder of exactly ``frames`` frames
+    of ``width x height``, or one such image (the size and count are all that a folder or an image can tell)."""
+    path = Path(path)
+    try:
+        kind = output_kind(path, single_image=path.suffix.lower() in IMAGE_CODECS)
+        if kind == "video":
+            with open_input(path) as c:
+                meta = {k.lower(): v for k, v in c.metadata.items()}
+            m = re.fullmatch(re.escape(_TAG) + r" (\S+), (\d+) frames", meta.get("comment", ""))
+            return bool(m) and m.group(1) == tag and count_frames(path) == int(m.group(2))
+        if kind == "image":
+            files = [path]
+        else:
+            files = sorted(q for q in path.iterdir() if PNG_NAME.match(q.name))
+            if [q.name for q in files] != [f"{i:08d}.png" for i in range(frames)]:
+                return False
+            files = files[:1] + files[-1:]
+        for f in files:
+            with open_input(f) as c:
+                fr = next(c.decode(video=0))
+                if (fr.width, fr.height) != (width, height):
+                    return False
+        return True
+    except (VsrkitError, av.error.FFmpegError, OSError, ValueError, StopIteration, UnicodeDecodeError):
+        return False
+
+
 def _write_error(path: Path, what: str, e: BaseException) -> VsrkitError:
     msg = e.strerror if isinstance(e, OSError) and e.strerror else one_line(e)
     return VsrkitError(f"{path}: {what} failed: {msg}")
@@ -120,14 +155,15 @@ class VideoWriter:
     streams to copy; ``fps`` is used when there is no source rate (default 25). ``write`` takes
     ``height x width x C`` (or ``height x width``) uint8/uint16 arrays; C and dtype may be 1/3/4 and
     8/16-bit whatever ``channels``/``bit_depth`` say (those document the expected frames). ``pts`` is in
-    the source time base (missing: the frame index at the source rate); it must increase.
+    the source time base (missing: the frame index at the source rate); it must increase. ``tag`` (a job's
+    digest) is written in a video's metadata, so that :func:`finished` knows the output later.
     """
 
     def __init__(self, path: str | os.PathLike, *, width: int, height: int, source: VideoInfo | None = None,
                  crf: int = 18, preset: str = "medium", pix_fmt: str = "yuv420p", channels: int = 3,
                  bit_depth: int = 8, overwrite: bool = False, fps: Fraction | float | None = None,
                  single_image: bool = False, workdir: str | os.PathLike | None = None,
-                 segment: int = DEFAULT_SEGMENT, resume: bool = False) -> None:
+                 segment: int = DEFAULT_SEGMENT, resume: bool = False, tag: str | None = None) -> None:
         self.path = Path(path)
         self.width, self.height = int(width), int(height)
         self.source = source
@@ -139,6 +175,7 @@ class VideoWriter:
         self._closed = False
         self._container: av.container.OutputContainer | None = None
         self._copy: StreamCopy | None = None  # the source's audio and subtitles (video outputs)
+        self._carry: list[Carry] = []  # which of them, and how (decided before any frame)
         self._images = ImageEncoder()
         self._warned: set[str] = set()
         self._last_pts: int | None = None
@@ -146,6 +183,7 @@ class VideoWriter:
         self._seg_index = -1
         self._job = None
         self._crf, self._preset, self._pix_fmt = crf, preset, pix_fmt
+        self._tag = tag
         if self.width <= 0 or self.height <= 0:
             raise VsrkitError(f"{self.path}: invalid output size {width}x{height}")
         final = self.path
@@ -165,6 +203,8 @@ class VideoWriter:
         self.time_base = Fraction(tb) if tb else 1 / self.fps
         if self.kind == "video":
             self._check_pix_fmt(pix_fmt)
+            if source is not None and not source.is_image_sequence:
+                self._carry = plan_copies(source, WRITE_FORMATS[final.suffix.lower()], final)
         if workdir is None:
             from vsrkit.jobs import Job
 
@@ -310,8 +350,8 @@ class VideoWriter:
         os.replace(part, self._segments / f"seg{self._seg_index:06d}.mp4")
 
     def _setup_copies(self, final: Path) -> None:
-        """Add an output stream for each audio/subtitle stream of the source (copy or AAC)."""
-        self._copy = StreamCopy(self._container, self.source.path, final)
+        """Add an output stream for each audio/subtitle stream of the source that is carried (copy or AAC)."""
+        self._copy = StreamCopy(self._container, self.source.path, final, self._carry)
 
     def _finish_copies(self) -> None:
         """Copy the rest of the audio/subtitles: all of it, or up to the end of the video when fewer
@@ -405,19 +445,22 @@ class VideoWriter:
             self._close_segment()
 
     # finishing
-    def _join(self) -> Path:
-        """The segments' packets and the source's audio/subtitles in the final container (no re-encoding)."""
+    def _join(self, copies: bool) -> Path:
+        """The segments' packets, and with ``copies`` the source's audio/subtitles, in the final container (no
+        re-encoding)."""
         suffix = self.path.suffix.lower()
         fmt = WRITE_FORMATS[suffix]
         out = self.workdir / ("joined" + suffix)
         segs = sorted(q for q in self._segments.iterdir() if _SEGMENT_NAME.match(q.name))
         opts = self._mp4_options() if fmt in ("mp4", "mov") else {}
         self._container = av.open(str(out), "w", format=fmt, options=opts)
+        if self._tag is not None:
+            self._container.metadata["comment"] = f"{_TAG} {self._tag}, {self.frames_written} frames"
         last_dts = None
         with open_input(segs[0]) as first:
             self._vstream = self._container.add_stream_from_template(first.streams.video[0])
         self._copy = None
-        if self.source is not None and not self.source.is_image_sequence:
+        if copies:
             self._setup_copies(self.path)
         for seg in segs:
             with open_input(seg) as c:
@@ -441,28 +484,51 @@ class VideoWriter:
             self._copy.pump(float(p.dts * p.time_base))
         self._container.mux(p)
 
+    def _drop_join(self) -> None:
+        """Forget a join that failed: its container, its source and its partial file."""
+        if self._container is not None:
+            try:
+                self._container.close()
+            except Exception:  # noqa: BLE001 - a broken container is being thrown away
+                pass
+            self._container = None
+        self._close_src()
+        self._copy = None
+        try:
+            (self.workdir / ("joined" + self.path.suffix.lower())).unlink()
+        except OSError:
+            pass
+
+    def _finish_video(self) -> Path:
+        """Join the segments with the audio/subtitles; when those fail, join the video alone (a warning)."""
+        if self._seg is not None:
+            self._close_segment()
+        if self._carry:
+            try:
+                return self._join(copies=True)
+            except Exception as e:  # noqa: BLE001 - whatever the audio does, the upscaled video is kept
+                self._drop_join()
+                log.warning("%s: copying the audio/subtitles of %s failed (%s): the video is written without them",
+                            self.path, self.source.path, one_line(e))
+        return self._join(copies=False)
+
     def close(self) -> None:
-        """Finish the output (join the video's segments, copy the audio) and rename it into place."""
+        """Finish the output (join the video's segments, copy the audio) and rename it into place.
+
+        Every frame is in the work folder by now: a failure from here on raises :class:`WorkKeptError` and keeps
+        the work folder (the complete segments or frames), so that a resumed run only finishes the job."""
         if self._closed:
             return
+        if self.frames_written == 0:
+            self.abort()
+            raise VsrkitError(f"{self.path}: no frames were written")
+        what = {"video": "finishing the video", "image": "writing the image"}.get(self.kind, "finishing the frames")
         try:
-            if self.frames_written == 0:
-                raise VsrkitError(f"{self.path}: no frames were written")
             if self.kind == "video":
-                if self._seg is not None:
-                    self._close_segment()
-                try:
-                    done = self._join()
-                except VsrkitError:
-                    raise
-                except (av.error.FFmpegError, OSError, ValueError) as e:
-                    raise _write_error(self.path, "finishing the video", e) from None
+                done = self._finish_video()
             elif self.kind == "image":
                 done = self.workdir / ("image" + self.path.suffix.lower())
-                try:
-                    done.write_bytes(self._images.encode(self._image, IMAGE_CODECS[self.path.suffix.lower()]))
-                except (av.error.FFmpegError, OSError, ValueError) as e:
-                    raise _write_error(self.path, "writing the image", e) from None
+                done.write_bytes(self._images.encode(self._image, IMAGE_CODECS[self.path.suffix.lower()]))
             else:
                 done = self._frames_dir
             self._close_src()
@@ -473,14 +539,32 @@ class VideoWriter:
                 else:
                     final.unlink()
             os.replace(done, final)
-            self._closed = True
-            if self._job is not None:
-                self._job.finish()
-            elif self.kind != "frames":
-                shutil.rmtree(self.workdir / "segments", ignore_errors=True)
+        except Exception as e:  # noqa: BLE001 - any failure: the frames made are kept if a resumed run can use them
+            keep = self._worth_keeping()
+            self.abort(keep=keep)
+            error = e if isinstance(e, VsrkitError) else _write_error(self.path, what, e)
+            if keep:
+                raise WorkKeptError(f"{error}; the upscaled frames are kept in {self.workdir}") from None
+            if error is e:
+                raise
+            raise error from None
         except BaseException:
             self.abort()
             raise
+        self._closed = True
+        if self._job is not None:
+            self._job.finish()
+        elif self.kind != "frames":
+            shutil.rmtree(self.workdir / "segments", ignore_errors=True)
+
+    def _worth_keeping(self) -> bool:
+        """Whether the work folder holds what a resumed run keeps: complete segments, or frames."""
+        try:
+            if self.kind == "video":
+                return any(_SEGMENT_NAME.match(q.name) for q in self._segments.iterdir())
+            return self.kind == "frames" and any(PNG_NAME.match(q.name) for q in self._frames_dir.iterdir())
+        except OSError:
+            return False
 
     def _close_src(self) -> None:
         if self._copy is not None:

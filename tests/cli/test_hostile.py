@@ -1,0 +1,211 @@
+"""The failures of issue 24 (a hostile run), each kept fixed: a late stage that threw away the upscaled video, bad
+numbers, random weights that were not reproducible, a finished --resume, tiny degrade outputs, pickle warnings,
+batch outputs, Matroska frame rates and the offline message."""
+
+from __future__ import annotations
+
+import errno
+import logging
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from media import assert_one_line_error, decoded, make_clip, run
+
+FAST = ("--model", "esr-tr-x2", "-q")
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def streams(path: Path) -> list[tuple[str, str | None]]:
+    with av.open(str(path)) as c:
+        return [(s.type, s.codec_context.name if s.codec_context is not None else None) for s in c.streams]
+
+
+def undecodable_audio(src: Path, dst: Path) -> Path:
+    """``src`` (an mp4 with AAC) with its audio's object type changed from AAC (0x40) to 0x01, a systems stream no
+    decoder exists for: FFmpeg opens the file, but the audio stream has no codec (what the hostile run's damaged
+    sample description gave)."""
+    data = bytearray(src.read_bytes())
+    i = data.find(b"esds")
+    k = i + 21  # 'esds', version and flags, ES descriptor (tag, 4-byte length, ES_ID, flags), DecoderConfig (tag, length)
+    assert i > 0 and data[i + 16] == 0x04 and data[k] == 0x40
+    data[k] = 0x01
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+# 1 ------------------------------------------------------------------------------------------------------------
+def test_audio_without_a_decoder_is_left_out_and_the_video_kept(tmp_path, caplog):
+    src = undecodable_audio(make_clip(tmp_path / "good.mp4", n=12, audio="aac"), tmp_path / "in.mp4")
+    assert streams(src) == [("video", "h264"), ("audio", None)]
+    out = tmp_path / "out.mp4"
+    code, text = run("upscale", src, "-o", out, *FAST)
+    assert code == 0, text
+    assert "Traceback" not in text
+    frames, _ = decoded(out)
+    assert len(frames) == 12 and frames[0].shape == (48, 64, 3)
+    assert streams(out) == [("video", "h264")]
+    assert leftovers(tmp_path) == []
+
+
+def test_a_stream_that_cannot_be_copied_is_said_once_before_any_frame(tmp_path, caplog):
+    from vsrkit.pipeline import upscale_file
+
+    src = undecodable_audio(make_clip(tmp_path / "good.mp4", n=5, audio="aac"), tmp_path / "in.mp4")
+    seen: list[int] = []
+    with caplog.at_level(logging.WARNING, logger="vsrkit"):
+        upscale_file(src, tmp_path / "out.mp4", model="esr-tr-x2", progress=False,
+                     on_frame=lambda n: seen.append(len(caplog.records)))
+    said = [r.getMessage() for r in caplog.records if "stream 1" in r.getMessage()]
+    assert len(said) == 1 and "audio" in said[0] and "\n" not in said[0], caplog.text
+    assert seen and seen[0] >= 1  # said before the first frame was written
+    assert streams(tmp_path / "out.mp4") == [("video", "h264")]
+
+
+def test_a_failing_audio_copy_at_the_end_keeps_the_video(tmp_path, monkeypatch, caplog):
+    from vsrkit.io import remux
+
+    src = make_clip(tmp_path / "in.mp4", n=12, audio="aac")
+
+    def broken(self, until):
+        raise av.error.InvalidDataError(errno.EINVAL, "Invalid data found when processing input")
+
+    monkeypatch.setattr(remux.StreamCopy, "pump", broken)
+    out = tmp_path / "out.mp4"
+    with caplog.at_level(logging.WARNING, logger="vsrkit"):
+        code, text = run("upscale", src, "-o", out, *FAST)
+    assert code == 0, text
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("vsrkit.io")]
+    assert len(warned) == 1 and "without them" in warned[0] and "Invalid data" in warned[0], warned
+    assert len(decoded(out)[0]) == 12 and streams(out) == [("video", "h264")]
+    assert leftovers(tmp_path) == []
+
+
+def test_a_failing_join_keeps_the_upscaled_segments_for_resume(tmp_path, monkeypatch):
+    from vsrkit.io.writer import VideoWriter
+
+    src = make_clip(tmp_path / "in.mp4", n=12, audio="aac")
+    whole = tmp_path / "whole.mp4"
+    assert run("upscale", src, "-o", whole, *FAST, "--segment", "4")[0] == 0
+
+    real = VideoWriter._join
+
+    def full_disk(self, *a, **k):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(VideoWriter, "_join", full_disk)
+    out = tmp_path / "out.mp4"
+    code, text = run("upscale", src, "-o", out, *FAST, "--segment", "4")
+    assert_one_line_error(code, text, "--resume")
+    assert not out.exists() and len(leftovers(tmp_path)) == 1  # the job folder, with the finished segments
+    monkeypatch.setattr(VideoWriter, "_join", real)
+    done: list[int] = []
+    from vsrkit.pipeline import upscale_file
+
+    upscale_file(src, out, model="esr-tr-x2", progress=False, resume=True, segment=4, on_frame=done.append)
+    assert len(done) <= 4  # at most the last segment is done again
+    a, b = decoded(whole), decoded(out)
+    assert a[1] == b[1] and all(np.array_equal(x, y) for x, y in zip(a[0], b[0]))
+    assert streams(out) == [("video", "h264"), ("audio", "aac")]
+    assert leftovers(tmp_path) == []
+
+
+# 2 ------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-1", "0", "1e400"])
+def test_max_memory_that_is_no_number_of_gib_is_one_line(tmp_path, value):
+    src = make_clip(tmp_path / "in.mp4", n=2)
+    assert_one_line_error(*run("upscale", src, "-o", tmp_path / "o.mp4", *FAST, "--max-memory", value), "--max-memory")
+    assert_one_line_error(*run("upscale", src, "-o", tmp_path / "o.mp4", *FAST, "--temp-disk", value), "--temp-disk")
+    assert leftovers(tmp_path) == [] and not (tmp_path / "o.mp4").exists()
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1.0])
+def test_max_memory_is_checked_by_the_api_too(tmp_path, value):
+    from vsrkit.errors import VsrkitError
+    from vsrkit.pipeline import upscale_file
+
+    src = make_clip(tmp_path / "in.mp4", n=2)
+    with pytest.raises(VsrkitError, match="--max-memory must be a positive number of GiB"):
+        upscale_file(src, tmp_path / "o.mp4", model="esr-tr-x2", progress=False, max_memory=value)
+    assert leftovers(tmp_path) == []
+
+
+# 3 ------------------------------------------------------------------------------------------------------------
+def test_threads_beyond_four_per_cpu_is_one_line(tmp_path):
+    import os
+
+    from media import run_child
+
+    src = make_clip(tmp_path / "in.mp4", n=2)
+    limit = 4 * (os.cpu_count() or 1)
+    for value in ("100000", str(limit + 1), "0", "-3"):
+        r = run_child("upscale", src, "-o", tmp_path / "o.mp4", *FAST, "--threads", value)
+        assert_one_line_error(r.returncode, r.stderr, "--threads", value)
+    r = run_child("upscale", src, "-o", tmp_path / "o.mp4", *FAST, "--threads", str(limit))
+    assert r.returncode == 0, r.stderr
+
+
+def test_a_bad_option_is_one_line_naming_it(tmp_path):
+    for args, needle in ((("--threads", "nan"), "--threads"), (("--crf", "x"), "--crf"), (("--bogus",), "--bogus")):
+        assert_one_line_error(*run("upscale", tmp_path / "in.mp4", "-o", tmp_path / "o.mp4", *args), needle)
+    assert_one_line_error(*run("upscale", tmp_path / "in.mp4"), "--output")
+
+
+# 4 ------------------------------------------------------------------------------------------------------------
+def test_random_weights_are_the_same_at_every_run(tmp_path):
+    import torch
+
+    from vsrkit.hub.loader import load_model
+
+    before = torch.random.get_rng_state()
+    a, b = load_model("esr-max-x2"), load_model("esr-max-x2")
+    assert torch.equal(torch.random.get_rng_state(), before)  # the caller's random state is left alone
+    assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
+    c = load_model("esr-tr-x2")
+    assert not torch.equal(next(a.parameters()).flatten()[:8], next(c.parameters()).flatten()[:8])
+    src = make_clip(tmp_path / "in.mp4", n=4)
+    for name in ("one", "two"):
+        assert run("upscale", src, "-o", tmp_path / f"{name}.mp4", "--model", "esr-max-x2", "-q")[0] == 0
+    one, two = decoded(tmp_path / "one.mp4")[0], decoded(tmp_path / "two.mp4")[0]
+    assert len(one) == 4 and all(np.array_equal(x, y) for x, y in zip(one, two))
+
+
+def test_random_weights_are_said_at_the_default_log_level(tmp_path):
+    from media import run_child
+
+    src = make_clip(tmp_path / "in.mp4", n=2)
+    r = run_child("upscale", src, "-o", tmp_path / "o.mp4", "--model", "esr-max-x2", "-q")
+    assert r.returncode == 0, r.stderr
+    said = [line for line in r.stderr.splitlines() if "random ones" in line]
+    assert len(said) == 1 and "esr-max-x2" in said[0] and "--weights" in said[0], r.stderr
+
+
+# 5 ------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["out.mp4", "out.mkv", "frames"])
+def test_resume_of_a_finished_output_has_nothing_left_to_do(tmp_path, name):
+    src = make_clip(tmp_path / "in.mp4", n=5, audio="aac")
+    out = tmp_path / name
+    assert run("upscale", src, "-o", out, *FAST)[0] == 0
+    stamp = out.stat().st_mtime_ns
+    code, text = run("upscale", src, "-o", out, *FAST, "--resume")
+    assert code == 0, text
+    assert "nothing left to do" in text and "Traceback" not in text
+    assert out.stat().st_mtime_ns == stamp and leftovers(tmp_path) == []  # not written again
+    # another command (here: fewer frames) did not make this output: refused as before
+    assert_one_line_error(*run("upscale", src, "-o", out, *FAST, "--resume", "--max-frames", "3"), "already exists")
+    assert leftovers(tmp_path) == []
+
+
+def test_resume_of_a_damaged_output_is_refused(tmp_path):
+    src = make_clip(tmp_path / "in.mp4", n=5)
+    out = tmp_path / "out.mp4"
+    assert run("upscale", src, "-o", out, *FAST)[0] == 0
+    data = out.read_bytes()
+    out.write_bytes(data[: len(data) * 2 // 3])  # cut short after it was written
+    assert_one_line_error(*run("upscale", src, "-o", out, *FAST, "--resume"), "already exists")
+    assert out.read_bytes() == data[: len(data) * 2 // 3] and leftovers(tmp_path) == []
