@@ -209,3 +209,38 @@ def test_resume_of_a_damaged_output_is_refused(tmp_path):
     out.write_bytes(data[: len(data) * 2 // 3])  # cut short after it was written
     assert_one_line_error(*run("upscale", src, "-o", out, *FAST, "--resume"), "already exists")
     assert out.read_bytes() == data[: len(data) * 2 // 3] and leftovers(tmp_path) == []
+
+
+# 6 ------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["bi", "rlsp", "realworld"])
+def test_degrade_refuses_a_scale_that_leaves_a_few_pixels(tmp_path, mode):
+    src = make_clip(tmp_path / "in.mp4", n=2, w=64, h=48)  # 48 // 8 = 6: --scale 6 is the largest
+    for scale in ("1000", "7", str(10**30)):
+        line = assert_one_line_error(*run("degrade", src, "-o", tmp_path / "d", "--mode", mode, "--scale", scale, "-q"),
+                                     f"--scale {scale}", "64x48", "--scale 6 or less")
+        assert "8 pixels" in line
+        assert not (tmp_path / "d").exists() and leftovers(tmp_path) == []
+    code, text = run("degrade", src, "-o", tmp_path / "d", "--mode", mode, "--scale", "6", "-q")
+    assert code == 0, text
+    assert len(list((tmp_path / "d").iterdir())) == 2
+
+
+# 7 ------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("legacy", [False, True])
+def test_a_protocol_4_pickle_is_refused_in_one_line(tmp_path, legacy):
+    import pickle
+
+    import torch
+
+    from media import run_child
+
+    ckpt = tmp_path / "p4.pth"
+    if legacy:  # torch's own legacy format, pickled with protocol 4
+        torch.save({"w": torch.zeros(2)}, ckpt, _use_new_zipfile_serialization=False, pickle_protocol=4)
+    else:
+        ckpt.write_bytes(pickle.dumps({"params": {"conv.weight": 1}}, protocol=4))
+    src = make_clip(tmp_path / "in.mp4", n=2)
+    r = run_child("upscale", src, "-o", tmp_path / "o.mp4", "--weights", ckpt, "-q")
+    assert r.stderr.strip().count("\n") == 0, r.stderr
+    assert_one_line_error(r.returncode, r.stderr, "p4.pth")
+    assert "Warning" not in r.stderr and "protocol 4" in r.stderr

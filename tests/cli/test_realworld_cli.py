@@ -42,7 +42,7 @@ def test_degrade_realworld_reproduces_and_equals_the_library(gt, tmp_path):
 
 @pytest.mark.parametrize("args, needle", [
     (("--seed", -1), "--seed must be a non-negative"),
-    (("--scale", 200), "smaller than --scale 200"),
+    (("--scale", 200), "too small for --scale 200"),
 ])
 def test_degrade_realworld_bad_options_are_one_line(gt, tmp_path, args, needle):
     root, _ = gt

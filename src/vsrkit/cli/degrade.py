@@ -10,6 +10,12 @@ from vsrkit.errors import VsrkitError
 from vsrkit.io import VideoReader, VideoWriter
 
 
+# the smallest side of a degraded frame: below 8 pixels a frame is smaller than one JPEG/H.264 block (the realworld
+# mode compresses it), than the 7x7 and 11x11 windows of SSIM (so `vsrkit eval` could not score it), and the
+# bicubic kernel of a x`scale` reduction (4 x scale input pixels wide) blurs it into a few averages of the whole
+MIN_SIDE = 8
+
+
 @click.command()
 @click.argument("input", type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
@@ -66,10 +72,13 @@ def degrade(input: Path, output: Path, mode: str, scale: int, max_frames: int | 
                               f"{info.channels} channel(s) of {info.bit_depth} bits")
         if mode == "realworld":
             width, height = info.width // scale, info.height // scale
-            if not (width and height):
-                raise VsrkitError(f"{input}: {info.width}x{info.height} is smaller than --scale {scale}")
         else:
             width, height = -(-info.width // scale), -(-info.height // scale)
+        if min(width, height) < MIN_SIDE:
+            most = min(info.width, info.height) // MIN_SIDE
+            raise VsrkitError(f"{input}: {info.width}x{info.height} is too small for --scale {scale}: the output would "
+                              f"be {width}x{height}, less than {MIN_SIDE} pixels on a side (" +
+                              (f"use --scale {most} or less)" if most else "the input itself is smaller)"))
         total = info.num_frames if max_frames is None else min(max_frames, info.num_frames or max_frames)
         with VideoWriter(output, width=width, height=height, source=info, crf=0, pix_fmt="yuv444p",
                          channels=info.channels, bit_depth=info.bit_depth, overwrite=overwrite) as writer:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -74,7 +75,9 @@ def load_with_meta(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], di
             if WEIGHTS_META_KEY in header:
                 meta = json.loads(header[WEIGHTS_META_KEY])
         else:
-            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # PyTorch warns of a pickle protocol above 2 in two lines: said below
+                warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+                obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any reader failure is a bad file for the user
         raise VsrkitError(f"cannot read checkpoint {path}: {_why_unreadable(path, e)}") from None
     if meta is not None:
@@ -139,6 +142,9 @@ def _why_unreadable(path: Path, e: Exception) -> str:
     names = _pickle_globals(path)
     if names is not None:
         unsafe = [n for n in names if not n.startswith(("torch.", "collections.OrderedDict", "_codecs.encode"))]
+        if not unsafe and head[:1] == b"\x80" and head[1] > 2 and "Unsupported operand" in str(e):
+            return (f"refused as unsafe: it is pickled with protocol {head[1]}, which only an unsafe loader (one that "
+                    "could run code) reads; save it again with torch.save's defaults, or as .safetensors")
         if unsafe or "Unsupported" in str(e) or str(e).startswith("Weights only load failed"):
             what = f" (it would import {unsafe[0]})" if unsafe else ""
             return f"refused as unsafe: it holds Python objects, not only tensors, and loading it could run code{what}"
