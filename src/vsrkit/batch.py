@@ -7,8 +7,10 @@
 - A file that fails does not stop the batch: failures are listed at the end and the exit code is non-zero.
 - Under ``torchrun --nproc_per_node N`` (or any launcher that sets ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``, also
   across machines that share the folders) each process takes its share of the files: all processes list the
-  same files in the same order and deal them out by size, so no file is done twice or missed; each process
-  uses GPU ``LOCAL_RANK`` where there are several.
+  same files in the same order and deal them out by their frames x pixels (read from the headers), so no file is
+  done twice or missed and the processes finish together; each process uses GPU ``LOCAL_RANK`` where there are
+  several.
+- The output is a folder: a name that asks for a video or an image (``out.mp4``) is refused.
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import av
 import torch
 
 from vsrkit.errors import VsrkitError
-from vsrkit.io.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, WRITE_FORMATS, natural_key
+from vsrkit.io.decode import decode_image
+from vsrkit.io.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, WRITE_FORMATS, list_images, natural_key, open_input
+from vsrkit.io.probe import frame_count
 from vsrkit.jobs import disk_full
 
 log = logging.getLogger(__name__)
@@ -68,27 +73,48 @@ def output_for(item: Path, out_dir: Path) -> Path | str:
     return out_dir / (item.name + ".mp4")
 
 
-def _size(p: Path) -> int:
+def work(p: Path) -> int:
+    """What upscaling an item costs, in frames x pixels, read from its header (a frame folder: its first image);
+    1 for what cannot be read (it fails at once)."""
     try:
         if p.is_dir():
-            return sum(q.stat().st_size for q in p.iterdir() if q.is_file())
-        return p.stat().st_size
-    except OSError:
-        return 0
+            files = list_images(p)
+            first = decode_image(files[0], 0)
+            return max(1, len(files) * first.width * first.height)
+        with open_input(p) as c:
+            s = c.streams.video[0]
+            cc = s.codec_context
+            n = s.frames
+            rate = s.average_rate or s.guessed_rate
+            if not n and c.duration and rate:  # Matroska and WebM declare a duration, not a frame count
+                n = round(c.duration / av.time_base * float(rate))
+            n = n or frame_count(s) or 1
+            return max(1, int(n) * cc.width * cc.height)
+    except (VsrkitError, av.error.FFmpegError, OSError, ValueError, IndexError, AttributeError, TypeError,
+            OverflowError, UnicodeDecodeError):
+        return 1
+
+
+def deal(weights: list[int], world: int) -> list[int]:
+    """The process (0 .. world - 1) of each item: greedy longest processing time first, each item in turn from the
+    heaviest to the least loaded process (ties: the earlier item, the lower rank), so that the heaviest process has
+    at most 4/3 of the best possible load."""
+    owner = [0] * len(weights)
+    load = [0] * max(world, 1)
+    for i in sorted(range(len(weights)), key=lambda i: (-weights[i], i)):
+        r = min(range(len(load)), key=lambda k: (load[k], k))
+        owner[i] = r
+        load[r] += max(weights[i], 1)
+    return owner
 
 
 def share(items: list[Path], rank: int, world: int) -> list[Path]:
-    """The items of process ``rank`` of ``world``: largest first to the least loaded process (every process
-    computes the same split from the same list)."""
+    """The items of process ``rank`` of ``world``, balanced by frames x pixels (:func:`work`, :func:`deal`; every
+    process computes the same split from the same list)."""
     if world <= 1:
         return list(items)
-    load = [0] * world
-    owner: dict[Path, int] = {}
-    for p in sorted(items, key=lambda q: (-_size(q), natural_key(q.name))):
-        r = min(range(world), key=lambda i: (load[i], i))
-        owner[p] = r
-        load[r] += max(_size(p), 1)
-    return [p for p in items if owner[p] == rank]
+    owner = deal([work(p) for p in items], world)
+    return [p for p, r in zip(items, owner) if r == rank]
 
 
 def _ranks() -> tuple[int, int, int]:
@@ -115,6 +141,9 @@ def upscale_batch(input_dir: str | os.PathLike, output_dir: str | os.PathLike, *
     src, dst = Path(input_dir), Path(output_dir)
     if dst.exists() and not dst.is_dir():
         raise VsrkitError(f"{dst}: a batch writes into a folder, and this is a file")
+    if dst.suffix.lower() in WRITE_FORMATS or dst.suffix.lower() in IMAGE_SUFFIXES:
+        raise VsrkitError(f"{dst}: {src} is a folder of videos, upscaled into a folder of the same names: give the "
+                          f"output folder a name without {dst.suffix}")
     rank, world, local = _ranks()
     if world > 1 and device in ("auto", "cuda") and torch.cuda.is_available() and torch.cuda.device_count() > 1:
         device = f"cuda:{local % torch.cuda.device_count()}"

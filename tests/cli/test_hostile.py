@@ -244,3 +244,64 @@ def test_a_protocol_4_pickle_is_refused_in_one_line(tmp_path, legacy):
     assert r.stderr.strip().count("\n") == 0, r.stderr
     assert_one_line_error(r.returncode, r.stderr, "p4.pth")
     assert "Warning" not in r.stderr and "protocol 4" in r.stderr
+
+
+# 8 ------------------------------------------------------------------------------------------------------------
+def _batch(folder: Path, n: int = 2) -> Path:
+    folder.mkdir()
+    for i in range(n):
+        make_clip(folder / f"clip{i}.mp4", n=2 + i)
+    return folder
+
+
+@pytest.mark.parametrize("name", ["out.mp4", "out.mkv", "out.png"])
+def test_a_batch_into_a_video_name_is_refused(tmp_path, name):
+    src = _batch(tmp_path / "in")
+    out = tmp_path / name
+    assert_one_line_error(*run("upscale", src, "-o", out, *FAST), name, "folder")
+    assert not out.exists() and leftovers(tmp_path) == []
+    out.mkdir()  # an existing folder of that name is no better
+    assert_one_line_error(*run("upscale", src, "-o", out, *FAST), name)
+    assert list(out.iterdir()) == []
+
+
+def test_a_video_name_that_is_a_folder_is_refused(tmp_path):
+    src = make_clip(tmp_path / "in.mp4", n=2)
+    out = tmp_path / "dir.mp4"
+    out.mkdir()
+    for more in ((), ("--overwrite",)):
+        assert_one_line_error(*run("upscale", src, "-o", out, *FAST, *more), "dir.mp4", "folder")
+        assert list(out.iterdir()) == [] and leftovers(tmp_path) == []
+    assert_one_line_error(*run("degrade", src, "-o", out, "--scale", "2", "--overwrite"), "dir.mp4", "folder")
+    assert list(out.iterdir()) == []
+
+
+def test_dealing_is_longest_first_to_the_least_loaded():
+    from vsrkit.batch import deal
+
+    owner = deal([5, 5, 4, 3, 3, 3], 2)
+    loads = [sum(w for w, o in zip([5, 5, 4, 3, 3, 3], owner) if o == r) for r in (0, 1)]
+    assert sorted(loads) == [11, 12] and owner == deal([5, 5, 4, 3, 3, 3], 2)  # the same split in every process
+    assert deal([7, 1, 1, 1, 1, 1, 1, 1], 2).count(0) == 1  # one heavy item alone balances seven light ones
+    assert sorted(deal([1] * 7, 3)) == [0, 0, 0, 1, 1, 2, 2]
+
+
+def test_a_batch_is_split_by_frames_times_pixels(tmp_path):
+    from fuzzing import write_video
+
+    from vsrkit.batch import batch_items, share, work
+
+    src = tmp_path / "in"
+    src.mkdir()
+    g = np.random.default_rng(0)
+    # a short clip of noise: the most bytes, the least work; five long flat clips: few bytes, most of the work
+    write_video(src / "a-noise.mp4", [g.integers(0, 256, (128, 128, 3), dtype=np.uint8) for _ in range(2)])
+    for i in range(5):
+        make_clip(src / f"b{i}.mp4", n=40, w=32, h=24)
+    items = batch_items(src)
+    assert (src / "a-noise.mp4").stat().st_size > 5 * (src / "b0.mp4").stat().st_size  # by bytes: 1 and 5
+    assert [work(p) for p in items] == [2 * 128 * 128] + [40 * 32 * 24] * 5
+    shares = [share(items, r, 2) for r in (0, 1)]
+    assert sorted(len(s) for s in shares) == [3, 3]
+    loads = [sum(work(p) for p in s) for s in shares]
+    assert abs(loads[0] - loads[1]) <= 40 * 32 * 24

@@ -65,9 +65,12 @@ def output_kind(path: str | os.PathLike, single_image: bool = False) -> str:
     """What ``path`` asks for: ``"video"``, ``"frames"`` (a PNG folder) or ``"image"`` (one image, only for a
     single image in); a one-line error for anything else."""
     s = os.fspath(path)
+    suffix = Path(s).suffix.lower()
+    if os.path.isdir(s) and not s.endswith(("/", os.sep)) and (suffix in WRITE_FORMATS or suffix in IMAGE_CODECS):
+        raise VsrkitError(f"{s}: is a folder, but its name asks for a{'n image' if suffix in IMAGE_CODECS else ' video'}; "
+                          f"give another name (a folder of PNG frames: a name without an extension)")
     if s.endswith(("/", os.sep)) or os.path.isdir(s):
         return "frames"
-    suffix = Path(s).suffix.lower()
     if suffix in WRITE_FORMATS:
         return "video"
     if suffix == "":
