@@ -305,3 +305,25 @@ def test_a_batch_is_split_by_frames_times_pixels(tmp_path):
     assert sorted(len(s) for s in shares) == [3, 3]
     loads = [sum(work(p) for p in s) for s in shares]
     assert abs(loads[0] - loads[1]) <= 40 * 32 * 24
+
+
+# 9 ------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("rate", [25, 30, "30000/1001", "24000/1001"])
+def test_matroska_output_reports_the_input_frame_rate(tmp_path, rate):
+    from fractions import Fraction
+
+    from vsrkit.io import VideoWriter, probe
+
+    rate = Fraction(rate)
+    src = make_clip(tmp_path / "in.mp4", n=6, rate=rate)
+    info = probe(src)
+    assert info.fps == rate
+    with VideoWriter(tmp_path / "w.mkv", width=32, height=24, source=info, preset="ultrafast") as w:
+        for i in range(6):
+            w.write(np.full((24, 32, 3), 20 * i, np.uint8))
+    assert run("upscale", src, "-o", tmp_path / "u.mkv", *FAST)[0] == 0
+    for out in ("w.mkv", "u.mkv"):
+        with av.open(str(tmp_path / out)) as c:
+            s = c.streams.video[0]
+            assert s.average_rate == rate and s.guessed_rate == rate, (out, s.average_rate)
+            assert len([p for p in c.demux(s) if p.size]) == 6

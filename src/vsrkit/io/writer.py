@@ -462,6 +462,8 @@ class VideoWriter:
         last_dts = None
         with open_input(segs[0]) as first:
             self._vstream = self._container.add_stream_from_template(first.streams.video[0])
+        # the frame rate a player reads (Matroska: its default duration): the source's, not the time base
+        self._vstream.codec_context.framerate = self.fps
         self._copy = None
         if copies:
             self._setup_copies(self.path)
