@@ -327,3 +327,22 @@ def test_matroska_output_reports_the_input_frame_rate(tmp_path, rate):
             s = c.streams.video[0]
             assert s.average_rate == rate and s.guessed_rate == rate, (out, s.average_rate)
             assert len([p for p in c.demux(s) if p.size]) == 6
+
+
+# 11 -----------------------------------------------------------------------------------------------------------
+def test_offline_run_says_which_file_to_copy_where(tmp_path):
+    from media import child_env, run_child
+
+    from vsrkit.hub.registry import get_entry
+
+    w = get_entry("edvr-m-reds")[1].weights
+    src = make_clip(tmp_path / "clip.mp4", n=2)
+    cache = tmp_path / "cache"
+    # no network: every connection goes to a closed local port
+    env = child_env(VSRKIT_CACHE=str(cache), https_proxy="http://127.0.0.1:9", http_proxy="http://127.0.0.1:9",
+                    HTTPS_PROXY="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9", no_proxy="", NO_PROXY="")
+    r = run_child("upscale", src, "--model", "edvr-m-reds", "-o", tmp_path / "o.mp4", "-q", env=env)
+    line = assert_one_line_error(r.returncode, r.stderr, "edvr-m-reds", w.filename, str(cache / w.filename),
+                                 "--weights", "cannot download")
+    assert w.sha256 and (f"sha256 {w.sha256}" in line or f"sha256 starting {w.sha256}" in line), line
+    assert r.stderr.strip().count("\n") == 0 and leftovers(tmp_path) == [] and not (tmp_path / "o.mp4").exists()
