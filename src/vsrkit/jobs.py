@@ -19,9 +19,11 @@ import json
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -36,16 +38,108 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the process is, so that every ``with`` block cleans up as for Ctrl-C."""
 
 
-def raise_on_sigterm() -> None:
-    """Make SIGTERM raise :class:`Terminated` (the command line calls this once)."""
+# ---------------------------------------------------------------------------------------------- signals
+# SIGTERM and Ctrl-C become exceptions (Terminated, KeyboardInterrupt) in the main thread, but only at a safe point:
+# never inside an import (a half-imported native library crashes at exit), a ``critical()`` section (starting or
+# joining the I/O threads, cleaning up) or the interpreter's exit; there the signal is kept and raised as soon as
+# the main thread is out of it (looked at again every _RETRY seconds). Before the command starts (``arm``) and after
+# it ended (``disarm``) signals are only kept: the first is raised when the command starts, and a signal that comes
+# while the process is ending changes nothing.
+_RETRY = 0.05
+_signals = {"armed": False, "depth": 0, "pending": None, "installed": None}
 
-    def handler(signum, frame):  # noqa: ARG001
-        raise Terminated()
 
+def _unsafe(frame) -> bool:  # noqa: ANN001 - a frame
+    if _signals["depth"] or sys.is_finalizing():
+        return True
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _raise_pending() -> None:
+    signum, _signals["pending"] = _signals["pending"], None
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _on_signal(signum, frame):  # noqa: ANN001, ANN202 - signal handler
+    if signum != signal.SIGALRM:
+        _signals["pending"] = _signals["pending"] or signum
+    if _signals["pending"] is None or not _signals["armed"]:
+        return
+    if _unsafe(frame):
+        signal.setitimer(signal.ITIMER_REAL, _RETRY)  # not here: look again soon
+        return
+    _raise_pending()
+
+
+def catch_signals() -> dict | None:
+    """Take SIGTERM and SIGINT (kept, not raised, until :func:`arm`); returns the handlers they had (None when this
+    is not the main thread, where signals cannot be taken)."""
     try:
-        signal.signal(signal.SIGTERM, handler)
+        old = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM)}
+        for s in old:
+            signal.signal(s, _on_signal)
+    except ValueError:  # not the main thread
+        return None
+    _signals["installed"] = _signals["installed"] or old
+    return old
+
+
+def restore_signals(old: dict | None) -> None:
+    """Give SIGTERM and SIGINT back the handlers :func:`catch_signals` returned."""
+    if not old:
+        return
+    disarm()
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    for s, h in old.items():
+        signal.signal(s, h)
+    _signals["pending"] = None
+
+
+def ignore_signals() -> None:
+    """The program is ending: SIGTERM and SIGINT are ignored (Python's exit would give them their default action back,
+    and a finished run would then end as killed)."""
+    disarm()
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for s in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(s, signal.SIG_IGN)
     except ValueError:  # not the main thread
         pass
+
+
+def arm() -> None:
+    """The command starts: a signal is raised from now on (at once if one came before)."""
+    _signals["armed"] = True
+    if _signals["pending"] is not None:
+        _raise_pending()
+
+
+def disarm() -> None:
+    """The command has ended: later signals are kept, not raised."""
+    _signals["armed"] = False
+
+
+@contextmanager
+def critical() -> Iterator[None]:
+    """Work that a signal must not cut in the middle (starting and joining threads, closing files, cleaning up): a
+    SIGTERM or Ctrl-C that comes meanwhile is raised when it ends."""
+    _signals["depth"] += 1
+    try:
+        yield
+    finally:
+        _signals["depth"] -= 1
+        if not _signals["depth"] and _signals["armed"] and _signals["pending"] is not None:
+            _raise_pending()
+
+
+def raise_on_sigterm() -> None:
+    """Make SIGTERM raise :class:`Terminated` (and Ctrl-C KeyboardInterrupt) at safe points from now on."""
+    catch_signals()
+    arm()
 
 
 def hold_lock(folder: Path) -> IO[str]:

@@ -39,7 +39,7 @@ from vsrkit.io.background import Prefetch, Writer
 from vsrkit.io.reader import IMAGE_SUFFIXES
 from vsrkit.io.probe import count_frames
 from vsrkit.io.writer import DEFAULT_SEGMENT, check_output, finished, output_kind
-from vsrkit.jobs import Job, sweep_temp
+from vsrkit.jobs import Job, critical, sweep_temp
 from vsrkit.progress import ProgressBar
 
 log = logging.getLogger(__name__)
@@ -224,30 +224,39 @@ def upscale_file(
             hooks = engine.Hooks(start=start, state=state, on_state=save_state if stateful else None, state_every=seg,
                                  reopen=reopen, workdir=job.dir, disk_budget=disk_budget,
                                  on_progress=bar.phases if two else None)
-            frames = Prefetch(source())  # decoding thread
-            sink = Writer(writer.write, None if on_frame is None else lambda k: on_frame(start + k))  # encoding thread
             n = start
+            frames = sink = None
             try:
+                # the threads are started and stopped whole: a SIGTERM or Ctrl-C waits for that (jobs.critical), so
+                # no thread is left running native code (a decoder, the encoder) when the files close
+                with critical():
+                    frames = Prefetch(source())  # decoding thread
+                    sink = Writer(writer.write, None if on_frame is None else lambda k: on_frame(start + k))  # encoding
                 for pts, image in engine.upscale_stream(net, frames, plan, out_dtype, hooks):
                     sink.put(image, pts)
                     n += 1
                     bar.frame(n)
                 sink.finish()
             finally:
-                sink.close()
-                frames.close()
-                if not isinstance(progress, ProgressBar):
-                    bar.close()
+                with critical():
+                    if sink is not None:
+                        sink.close()
+                    if frames is not None:
+                        frames.close()
+                    if not isinstance(progress, ProgressBar):
+                        bar.close()
             if n == 0:
                 raise VsrkitError(f"{inp}: no frames to upscale")
-            writer.close()
-            job.finish()
+            with critical():  # joined and renamed into place, then the work folder removed: not cut halfway
+                writer.close()
+                job.finish()
         except BaseException as e:
             # a failure after every frame was made (joining, renaming) keeps them, resumed or not
             keep = resume or isinstance(e, WorkKeptError)
-            if writer is not None:
-                writer.abort(keep=keep)
-            job.abort(keep=keep)
+            with critical():
+                if writer is not None:
+                    writer.abort(keep=keep)
+                job.abort(keep=keep)
             if resume and isinstance(e, KeyboardInterrupt):
                 e.vsrkit_note = "the work so far is kept: run the same command with --resume to continue"
             if isinstance(e, WorkKeptError):

@@ -346,3 +346,99 @@ def test_offline_run_says_which_file_to_copy_where(tmp_path):
                                  "--weights", "cannot download")
     assert w.sha256 and (f"sha256 {w.sha256}" in line or f"sha256 starting {w.sha256}" in line), line
     assert r.stderr.strip().count("\n") == 0 and leftovers(tmp_path) == [] and not (tmp_path / "o.mp4").exists()
+
+
+# 10 -----------------------------------------------------------------------------------------------------------
+def _saved_handlers():
+    import signal
+
+    return {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM)}
+
+
+def _restore(saved) -> None:
+    import signal
+
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    for s, h in saved.items():
+        signal.signal(s, h)
+
+
+def test_a_signal_waits_for_the_end_of_an_import(tmp_path, monkeypatch):
+    import sys
+    import time
+
+    from vsrkit import jobs
+
+    (tmp_path / "slow_native_import.py").write_text(
+        "import os, signal, time\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "for _ in range(20):\n"
+        "    time.sleep(0.01)  # Python runs signal handlers here, in the middle of the import\n"
+        "DONE = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    saved = _saved_handlers()
+    try:
+        jobs.raise_on_sigterm()
+        with pytest.raises(jobs.Terminated):
+            import slow_native_import  # noqa: F401
+
+            time.sleep(2)  # the signal is raised soon after the import (this line is not passed)
+        assert getattr(sys.modules.get("slow_native_import"), "DONE", False)  # the import ran to its end
+    finally:
+        _restore(saved)
+        sys.modules.pop("slow_native_import", None)
+
+
+def test_a_signal_waits_for_the_end_of_a_critical_section_and_none_after_the_command():
+    import os
+    import signal
+    import time
+
+    from vsrkit import jobs
+
+    saved = _saved_handlers()
+    try:
+        jobs.raise_on_sigterm()
+        reached = []
+        with pytest.raises(KeyboardInterrupt):
+            with jobs.critical():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.2)
+                reached.append("end of the section")
+        assert reached == ["end of the section"]
+        jobs.disarm()
+        os.kill(os.getpid(), signal.SIGTERM)  # after the command: kept, never raised
+        time.sleep(0.2)
+    finally:
+        jobs.disarm()
+        _restore(saved)
+
+
+@pytest.mark.slow
+def test_sigterm_at_random_moments_ends_cleanly_and_resumes(tmp_path):
+    """A few of benchmarks/bench_interrupts.py's tries: start-up, model and frames, each ending in exit 143 with one
+    line (never a death by a signal or a traceback), then the resumed run finishes."""
+    import signal
+    import subprocess
+    import time
+
+    from media import child_env, cli_command
+
+    src = make_clip(tmp_path / "in.mp4", n=24, w=48, h=32, audio="aac")
+    out = tmp_path / "out.mp4"
+    args = [*cli_command(), "upscale", str(src), "-o", str(out), "--model", "esr-max-x2", "-q", "--resume",
+            "--segment", "8"]
+    for delay in (0.3, 1.5):
+        p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=child_env())
+        time.sleep(delay)
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=120)
+        assert p.returncode in (143, 0), (delay, p.returncode, err)
+        assert "Traceback" not in err, err
+        if p.returncode == 143:
+            assert err.strip().splitlines()[-1].startswith("vsrkit: terminated;"), err
+        elif out.exists():
+            out.unlink()
+    r = subprocess.run(args, capture_output=True, text=True, env=child_env(), timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert len(decoded(out)[0]) == 24 and leftovers(tmp_path) == []

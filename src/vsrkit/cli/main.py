@@ -14,16 +14,34 @@ import click
 
 from vsrkit.cli.common import say
 from vsrkit.errors import VsrkitError
-from vsrkit.jobs import Terminated, disk_full, raise_on_sigterm
+from vsrkit.jobs import Terminated, arm, catch_signals, disarm, disk_full, ignore_signals, restore_signals
 
 
 class _Group(click.Group):
-    """Runs a command; a VsrkitError (and an interrupted run) becomes one line on stderr and exit code 2."""
+    """Runs a command; a VsrkitError (and an interrupted run) becomes one line on stderr and exit code 2.
+
+    SIGTERM and Ctrl-C are raised only at safe points of the command (``jobs.critical``), never during an import
+    or the interpreter's exit; run as the program (no ``args``), a signal after the command has ended changes
+    nothing, and called with ``args`` (in tests) the caller's handlers are given back at the end."""
+
+    def main(self, args=None, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN201 - click's signature
+        old = catch_signals()
+        try:
+            return super().main(args, *a, **kw)
+        finally:
+            disarm()
+            if args is not None:
+                restore_signals(old)
+            else:  # the program ends: a signal now would only turn its exit status into a death by that signal
+                ignore_signals()
 
     def invoke(self, ctx: click.Context):
-        raise_on_sigterm()
         try:
-            return super().invoke(ctx)
+            arm()
+            try:
+                return super().invoke(ctx)
+            finally:
+                disarm()  # what follows (the messages below, the exit) is not cut by a late signal
         except VsrkitError as e:
             say(f"error: {e}")
             sys.exit(e.exit_code)

@@ -4,13 +4,16 @@ PyAV and the codecs release the GIL while they work, as torch does during a laye
 decodes the next frames and a writer thread encodes the last ones while the model runs. Queues are
 short (a few frames), so memory stays bounded. An error in either thread is raised in the caller's
 thread, as if the work had been done there; ``close`` stops a thread early without waiting for its
-queue to drain.
+queue to drain. A thread nobody closed is stopped and joined when the interpreter exits, before it tears down
+what the thread's native calls use.
 """
 
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
@@ -20,6 +23,16 @@ DEPTH = 4  # frames queued between a thread and the model
 _POLL = 0.1  # seconds between checks of the stop flag while a queue is full or empty
 
 _END = object()
+_JOIN_AT_EXIT = 30.0  # seconds the interpreter's exit waits for a thread still in a decoder or encoder call
+_live: weakref.WeakSet = weakref.WeakSet()  # the threads not closed yet
+
+
+@atexit.register
+def _stop_all() -> None:
+    """Stop and join the threads nobody closed, before the interpreter tears down what their native calls use."""
+    for worker in list(_live):
+        worker._stop.set()
+        worker._thread.join(_JOIN_AT_EXIT)
 
 
 class Prefetch(Generic[T]):
@@ -29,6 +42,7 @@ class Prefetch(Generic[T]):
         self._q: queue.Queue = queue.Queue(maxsize=max(1, depth))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(source,), name=name, daemon=True)
+        _live.add(self)
         self._thread.start()
 
     def _put(self, item: Any) -> bool:
@@ -41,13 +55,22 @@ class Prefetch(Generic[T]):
         return False
 
     def _run(self, source: Iterable[T]) -> None:
+        items = iter(source)
         try:
-            for item in source:
+            for item in items:
                 if not self._put((True, item)):
                     return
             self._put((False, _END))
         except BaseException as e:  # raised in the consumer's thread
             self._put((False, e))
+        finally:
+            # a generator is closed here, by the thread that ran it, not later by whichever thread collects it
+            close = getattr(items, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:  # noqa: BLE001 - its error (if any) was raised in the consumer's thread already
+                    pass
 
     def __iter__(self) -> Iterator[T]:
         while True:
@@ -60,9 +83,10 @@ class Prefetch(Generic[T]):
                 raise item
 
     def close(self) -> None:
-        """Stop reading (the source is left where it is) and wait for the thread."""
+        """Stop reading (a generator source is closed) and wait for the thread."""
         self._stop.set()
         self._thread.join()
+        _live.discard(self)
 
 
 class Writer:
@@ -76,6 +100,7 @@ class Writer:
         self._stop = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        _live.add(self)
         self._thread.start()
 
     def _run(self) -> None:
@@ -134,9 +159,11 @@ class Writer:
             except queue.Full:
                 self._check()
         self._thread.join()
+        _live.discard(self)
         self._check()
 
     def close(self) -> None:
         """Stop without finishing the queue (after an error elsewhere) and wait for the thread."""
         self._stop.set()
         self._thread.join()
+        _live.discard(self)
