@@ -41,9 +41,16 @@ def sample_clip() -> Path:
 def run_demo(out_dir: Path, frames: int = 20, model: str = "basicvsr-reds4", device: str = "auto",
              say: Callable[[str], None] = print) -> dict:
     """Make the LR clip, upscale it through the real file path, measure PSNR against the original."""
+    from vsrkit.hub.loader import load_model
     from vsrkit.pipeline import upscale_file
 
+    if frames < 1:
+        raise VsrkitError(f"--frames must be at least 1, got {frames}")
     src = sample_clip()
+    net = load_model(model)
+    if net.spec.scale != 4:
+        raise VsrkitError(f"the demo compares a 4x upscale with bicubic: {model} upscales {net.spec.scale}x "
+                          "(pick a 4x model; see `vsrkit models`)")
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     lr_path, sr_path = out_dir / "sample_lr.mp4", out_dir / f"sample_x4_{model}.mp4"
@@ -65,7 +72,7 @@ def run_demo(out_dir: Path, frames: int = 20, model: str = "basicvsr-reds4", dev
 
     # 2. the main job: video file in, 4x video file out, audio and timing kept
     t0 = time.perf_counter()
-    upscale_file(lr_path, sr_path, model=model, device=device, overwrite=True)
+    upscale_file(lr_path, sr_path, model=net, device=device, overwrite=True)
     secs = time.perf_counter() - t0
 
     # 3. compare with bicubic against the original frames (PSNR on Y, as the papers report)

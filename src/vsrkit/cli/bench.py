@@ -10,6 +10,9 @@ from vsrkit.cli.common import say
 from vsrkit.errors import VsrkitError
 
 
+MAX_CALLS = 1000  # --frames, --warmup, --repeat
+
+
 def _split(values: tuple[str, ...]) -> list[str]:
     return [v.strip() for item in values for v in item.split(",") if v.strip()]
 
@@ -39,6 +42,10 @@ def bench(models, weights, sizes, devices, precisions, frames, warmup, repeat, c
                         ("--clip-frames", clip_frames, 1)):
         if v < low:
             raise VsrkitError(f"{opt} must be at least {low}, got {v}")
+    # more calls than this change no median, and a clip of more frames is run in several calls
+    for opt, v in (("--frames", frames), ("--warmup", warmup), ("--repeat", repeat)):
+        if v > MAX_CALLS:
+            raise VsrkitError(f"{opt} must be at most {MAX_CALLS}, got {v}")
     if weights is not None and not weights.is_file():
         raise VsrkitError(f"checkpoint not found: {weights}")
     if clip is not None and not clip.exists():

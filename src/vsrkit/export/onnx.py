@@ -43,6 +43,8 @@ FORMAT = 1
 OPSET = 17  # GridSample needs 16
 DEFORM_OPSET = 19  # DeformConv
 DEFAULT_SIZE = 128  # fixed-size exports: input tile side in pixels
+MAX_SIZE = 4096  # a larger tile side is no tile (4K frames are 3840 wide); the trace would need tens of GiB
+MAX_FRAMES = 1000  # a clip of a sequence model is unrolled in the graph: longer videos run as overlapping clips
 DEFAULT_FRAMES = 8  # clip length of bidirectional models without a protocol clip
 DYNAMIC_KINDS = ("frame", "window", "recurrent")
 
@@ -57,6 +59,17 @@ class _Step(nn.Module):
     def forward(self, x: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
         y, new_state = self.model.step(x, tuple(state))
         return (y, *new_state)
+
+
+def _check_numbers(size: int | None, frames: int | None, clip_overlap: int | None, opset: int | None) -> None:
+    """One-line errors for sizes, clip lengths and opsets that no export can have."""
+    from torch.onnx import _constants
+
+    low, high = _constants.ONNX_MIN_OPSET, _constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET
+    for opt, v, lo, hi in (("--size", size, 1, MAX_SIZE), ("--frames", frames, 1, MAX_FRAMES),
+                           ("--clip-overlap", clip_overlap, 0, MAX_FRAMES), ("--opset", opset, low, high)):
+        if v is not None and not lo <= v <= hi:
+            raise VsrkitError(f"{opt} must be between {lo} and {hi}, got {v}")
 
 
 def _sample_side(spec: ModelSpec, size: int) -> int:
@@ -91,6 +104,7 @@ def export_onnx(
             import onnxruntime  # noqa: F401  (the check against PyTorch)
     except ImportError as e:
         raise VsrkitError(f"vsrkit export needs the {e.name} package (pip install 'vsrkit[onnx]')") from None
+    _check_numbers(size, frames, clip_overlap, opset)
     spec: ModelSpec = model.spec
     kind = spec.temporal.kind
     model = model.eval().to("cpu")
@@ -155,12 +169,16 @@ def export_onnx(
     def write(tmp: str) -> None:
         with torch.no_grad(), onnx_deform_conv(deform_op), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer warnings about Python ints taken from shapes
-            torch.onnx.export(
-                module, tuple(inputs), str(tmp), dynamo=False,
-                opset_version=opset or (DEFORM_OPSET if deform_op else OPSET),
-                input_names=in_names, output_names=out_names, dynamic_axes=axes,
-                autograd_inlining=False,  # the DeformConv node stays one node
-            )
+            version = opset or (DEFORM_OPSET if deform_op else OPSET)
+            try:
+                torch.onnx.export(
+                    module, tuple(inputs), str(tmp), dynamo=False, opset_version=version,
+                    input_names=in_names, output_names=out_names, dynamic_axes=axes,
+                    autograd_inlining=False,  # the DeformConv node stays one node
+                )
+            except torch.onnx.OnnxExporterError as e:  # an operator this opset does not have
+                why = " ".join(str(e).split("[Caused by")[0].split())
+                raise VsrkitError(f"cannot export {meta['model']} with opset {version}: {why}") from None
         import onnx
 
         proto = onnx.load(str(tmp))

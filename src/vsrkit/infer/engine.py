@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -33,6 +33,7 @@ from vsrkit.infer.tiling import Runner
 from vsrkit.models.spec import ModelSpec, Protocol, pad_index
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -97,6 +98,30 @@ class _Buffer:
 
 def _schedule(model: torch.nn.Module, cfg: EngineConfig, items: Iterable[Item], hooks: Hooks | None = None,
               frames: Any = None, disk: Any = None) -> Iterator[tuple[Item, torch.Tensor]]:
+    """:func:`_steps`, each step under ``torch.inference_mode()`` (see :func:`_stepwise_inference`)."""
+    return _stepwise_inference(_steps(model, cfg, items, hooks, frames, disk))
+
+
+def _stepwise_inference(gen: Iterator[T]) -> Iterator[T]:
+    """``gen`` run one step at a time under ``torch.inference_mode()``: on while the engine works, off while the
+    caller holds a result. A ``with`` around the ``yield`` of a generator would leave the mode on in the caller,
+    and an engine the caller abandons (an error) would switch it back whenever it is collected: in the middle of
+    another engine's run, whose inference tensors then meet autograd."""
+    try:
+        while True:
+            with torch.inference_mode():
+                try:
+                    item = next(gen)
+                except StopIteration:
+                    return
+            yield item
+    finally:
+        with torch.inference_mode():
+            gen.close()
+
+
+def _steps(model: torch.nn.Module, cfg: EngineConfig, items: Iterable[Item], hooks: Hooks | None = None,
+           frames: Any = None, disk: Any = None) -> Iterator[tuple[Item, torch.Tensor]]:
     """Yield (item, output tensor (c, sh, sw)) for every input frame from ``hooks.start``, in order.
 
     Two-pass models take ``frames`` (a ``twopass`` input) instead of ``items`` when given, and ``disk``, the
@@ -110,22 +135,21 @@ def _schedule(model: torch.nn.Module, cfg: EngineConfig, items: Iterable[Item], 
         raise ValueError("resuming a recurrent model needs the state saved at its start frame")
     if protocol.end_padding == "none" and kind != "recurrent":
         raise ValueError(f"end padding 'none' is for recurrent models, not {kind} models")
-    with torch.inference_mode():
-        if kind == "bidirectional":
-            inp = frames if frames is not None else twopass.MemoryInput(items)
-            yield from twopass.run(model, spec, runner, inp, cfg, hooks, plan=disk)
-            return
-        back = spec.temporal.back + max(spec.temporal.back, spec.temporal.ahead)
-        reach = (protocol.clip or cfg.chunk) + 2 * (cfg.chunk_overlap or DEFAULT_CHUNK_OVERLAP) + back
-        buf = _Buffer(items, keep_from=max(0, hooks.start - reach) if kind != "frame" else hooks.start)
-        if kind == "frame":
-            yield from _frames(model, runner, buf, hooks.start)
-        elif kind == "window":
-            yield from _windows(model, spec, protocol, runner, buf, hooks.start)
-        elif kind == "recurrent":
-            yield from _recurrent(model, spec, protocol, runner, buf, hooks)
-        else:
-            yield from _sequence(model, spec, protocol, runner, buf, cfg, hooks.start)
+    if kind == "bidirectional":
+        inp = frames if frames is not None else twopass.MemoryInput(items)
+        yield from twopass.run(model, spec, runner, inp, cfg, hooks, plan=disk)
+        return
+    back = spec.temporal.back + max(spec.temporal.back, spec.temporal.ahead)
+    reach = (protocol.clip or cfg.chunk) + 2 * (cfg.chunk_overlap or DEFAULT_CHUNK_OVERLAP) + back
+    buf = _Buffer(items, keep_from=max(0, hooks.start - reach) if kind != "frame" else hooks.start)
+    if kind == "frame":
+        yield from _frames(model, runner, buf, hooks.start)
+    elif kind == "window":
+        yield from _windows(model, spec, protocol, runner, buf, hooks.start)
+    elif kind == "recurrent":
+        yield from _recurrent(model, spec, protocol, runner, buf, hooks)
+    else:
+        yield from _sequence(model, spec, protocol, runner, buf, cfg, hooks.start)
 
 
 def _frames(model, runner: Runner, buf: _Buffer, start: int = 0):
@@ -295,7 +319,9 @@ def upscale_stream(
         two = twopass.ImageInput(frames, to_item, hooks.reopen if hooks else None)
     for item, y in _schedule(model, cfg, items(), hooks, frames=two, disk=plan.disk):
         dt = out_dtype or dtypes[0]
-        yield item.payload, item_to_image(item, y, channels, dt)
+        with torch.inference_mode():
+            image = item_to_image(item, y, channels, dt)
+        yield item.payload, image
 
 
 def upscale_tensor(model: torch.nn.Module, frames: torch.Tensor, config: EngineConfig | RunPlan | None = None,
