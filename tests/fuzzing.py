@@ -7,7 +7,13 @@ ends in one of:
 - ``ok``: a correct output (exit 0; the output's frames are the scale times the input's size, as many as the
   reader decodes) or, for the reader, frames of the declared layout;
 - ``error``: a one-line ``vsrkit: error:`` (exit 2, nothing else after it, no traceback);
-- ``traceback``, ``hang``, ``crash`` or ``wrong``: a failure of vsrkit.
+- ``traceback``, ``hang``, ``crash``, ``wrong`` or ``lost`` (every frame was upscaled, then a late stage -- the join,
+  the audio copy, the rename -- threw them away instead of writing the video without the failing stream or keeping
+  them for ``--resume``): a failure of vsrkit.
+
+Cases: mutations of real seed files (``MUTATIONS``), the chunks of real files with audio duplicated, swapped or cut
+(``CHUNK_MUTATIONS`` on ``make_audio_seeds``), and bad numbers for every numeric option of every command
+(:func:`argument_cases`, the options enumerated from the command line itself).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 GOOD = ("ok", "error")
+FAILURES = ("traceback", "hang", "crash", "wrong", "lost")
 
 
 # ------------------------------------------------------------------------------------------------- seed files
@@ -116,7 +123,81 @@ def make_seeds(folder: Path) -> list[Path]:
     return seeds + [seq]
 
 
+def make_audio_seeds(folder: Path) -> list[Path]:
+    """Small valid videos with sound, as cameras and encoders write them: H.264 with AAC in mp4 (index at the end,
+    and at the start as streaming sites write it), in mov, and with AC-3 in Matroska."""
+    from media import make_clip
+
+    folder.mkdir(parents=True, exist_ok=True)
+    seeds = [make_clip(folder / "aac.mp4", n=8, w=32, h=24, audio="aac"),
+             make_clip(folder / "aac.mov", n=8, w=32, h=24, audio="aac"),
+             make_clip(folder / "ac3.mkv", n=8, w=32, h=24, audio="ac3")]
+    fast = folder / "aac-faststart.mp4"
+    with av.open(str(seeds[0])) as src, av.open(str(fast), "w", format="mp4", options={"movflags": "faststart"}) as o:
+        outs = {s.index: o.add_stream_from_template(s) for s in src.streams}
+        for p in src.demux():
+            if p.size:
+                p.stream = outs[p.stream.index]
+                o.mux(p)
+    return seeds + [fast]
+
+
 # ------------------------------------------------------------------------------------------------- mutations
+CHUNK_MUTATIONS = ("chunk_dup", "chunk_swap", "chunk_cut")  # on the media data (mostly) or the index of a file
+
+
+def _boxes(data: bytes, start: int = 0, end: int | None = None) -> dict[bytes, tuple[int, int]]:
+    """The top-level ISO-BMFF boxes (mp4, mov) of ``data``: name -> (offset, size)."""
+    end = len(data) if end is None else end
+    found, i = {}, start
+    while i + 8 <= end:
+        size, name = struct.unpack(">I4s", data[i:i + 8])
+        if size == 1 and i + 16 <= end:
+            size = struct.unpack(">Q", data[i + 8:i + 16])[0]
+        if size < 8:
+            break
+        found.setdefault(name, (i, size))
+        i += size
+    return found
+
+
+def mutate_chunks(data: bytes, kind: str, rng: random.Random) -> bytes:
+    """A run of bytes ("a chunk": some audio and video packets) duplicated, swapped with another or cut out, inside
+    the media data (an mp4's ``mdat``, whose size is kept right; the middle of other files) or, one time in four,
+    inside the index (an mp4's ``moov``, sizes left wrong: a damaged sample table)."""
+    boxes = _boxes(data)
+    b = bytearray(data)
+    fix = None
+    if b"mdat" in boxes and (b"moov" not in boxes or rng.random() < 0.75):
+        at, size = boxes[b"mdat"]
+        lo, hi, fix = at + 8, at + size, at
+    elif b"moov" in boxes:
+        at, size = boxes[b"moov"]
+        lo, hi = at + 8, at + size
+    else:
+        lo, hi = len(b) // 8, len(b)
+    if hi - lo < 32:
+        return _mutate_bytes(data, "splice", rng)
+    n = rng.randint(16, max(16, min(2000, (hi - lo) // 3)))
+    i = rng.randrange(lo, hi - n)
+    run = bytes(b[i:i + n])
+    if kind == "chunk_dup":
+        b[i + n:i + n] = run
+        grow = n
+    elif kind == "chunk_cut":
+        del b[i:i + n]
+        grow = -n
+    elif kind == "chunk_swap":
+        j = rng.randrange(lo, hi - n)
+        b[i:i + n], b[j:j + n] = bytes(b[j:j + n]), run
+        grow = 0
+    else:
+        raise ValueError(kind)
+    if fix is not None and grow and struct.unpack(">I", b[fix:fix + 4])[0] > 1:
+        struct.pack_into(">I", b, fix, struct.unpack(">I", b[fix:fix + 4])[0] + grow)
+    return bytes(b)
+
+
 MUTATIONS = ("truncate", "flip", "cut_header", "zero", "rename", "insert", "splice", "png_size", "codec_tag")
 _TAGS = (b"avc1", b"mp4v", b"V_VP9", b"V_MPEG4", b"FFV1", b"FMP4", b"XVID", b"IHDR", b"hvc1", b"vp09")
 
@@ -151,6 +232,10 @@ def mutate(src: Path, dst_dir: Path, kind: str, rng: random.Random) -> Path:
         return out
     data = src.read_bytes()
     suffix = src.suffix
+    if kind in CHUNK_MUTATIONS:
+        out = dst_dir / f"{src.stem}-{kind}{suffix}"
+        out.write_bytes(mutate_chunks(data, kind, rng))
+        return out
     if kind == "rename":
         suffix = rng.choice([".mp4", ".mkv", ".avi", ".png", ".jpg", ".webm", ".mov", ".txt", ".gif"])
     else:
@@ -191,6 +276,69 @@ def _mutate_bytes(data: bytes, kind: str, rng: random.Random) -> bytes:
             return _png_size(data, rng.choice([1, 3, 70000, 2**31 - 1]), rng.choice([1, 2, 65535, 100000]))
         return _mutate_bytes(data, "flip", rng)
     raise ValueError(kind)
+
+
+# ------------------------------------------------------------------------------------------------- arguments
+INT_VALUES = ("nan", "inf", "-1", "0", "1e3", str(10**12), str(2**63), str(-2**63 - 1))
+FLOAT_VALUES = ("nan", "inf", "-inf", "-1", "0", "1e308", "1e400", "-0")
+
+
+def numeric_options() -> list[tuple[str, str, bool]]:
+    """(command, option, is a float) for every numeric option of every command, read from the command line."""
+    import click
+
+    from vsrkit.cli.main import main
+
+    found = []
+    for name, cmd in sorted(main.commands.items()):
+        for p in cmd.params:
+            t = p.type
+            if not isinstance(p, click.Option) or p.is_flag:
+                continue
+            floaty = isinstance(t, click.types.FloatParamType) or t.name == "number"
+            if floaty or isinstance(t, (click.types.IntParamType, click.types._NumberRangeBase)):
+                found.append((name, max(p.opts, key=len), floaty))
+    return found
+
+
+def argument_inputs(folder: Path) -> dict[str, list[str]]:
+    """For each command with numeric options, a command line that works on tiny inputs made in ``folder`` (the
+    output names inside ``folder``); the commands with no such line are missing."""
+    from media import make_clip, write_png
+
+    folder.mkdir(parents=True, exist_ok=True)
+    clip = make_clip(folder / "in.mp4", n=3, w=64, h=48, audio="aac")
+    gt = folder / "gt" / "clipA"
+    for i in range(3):
+        write_png(gt / f"{i:08d}.png", np.full((32, 48, 3), 40 * i, np.uint8))
+    return {
+        "upscale": ["upscale", str(clip), "-o", "{out}/o.mp4", "--model", "esr-tr-x2", "-q"],
+        "degrade": ["degrade", str(clip), "-o", "{out}/d", "-q"],
+        "eval": ["eval", "--model", "esr-tr-x2", "--gt", str(folder / "gt"), "--degrade", "bi", "-q", "--device", "cpu"],
+        "bench": ["bench", "-m", "esr-tr-x2", "--size", "16x16", "--device", "cpu", "--warmup", "0", "--repeat", "1"],
+        "export": ["export", "esr-tr-x2", "-o", "{out}/m.onnx", "--no-check"],
+    }
+
+
+def argument_cases(inputs: dict[str, list[str]], values_per_option: int | None = None,
+                   rng: random.Random | None = None) -> list[tuple[str, str, str]]:
+    """(command, option, value): every numeric option of every command with a line in ``inputs``, with each bad
+    value (or ``values_per_option`` of them, drawn by ``rng``; NaN always among them)."""
+    cases = []
+    for name, opt, floaty in numeric_options():
+        if name not in inputs:
+            continue
+        values = list(FLOAT_VALUES if floaty else INT_VALUES)
+        if values_per_option is not None:
+            values = ["nan"] + (rng or random.Random(0)).sample(values[1:], values_per_option - 1)
+        cases += [(name, opt, v) for v in values]
+    return cases
+
+
+def argument_case(inputs: dict[str, list[str]], name: str, opt: str, value: str, out: Path) -> dict:
+    """The worker's case for ``vsrkit NAME ... OPT VALUE`` (the option last, so that it wins over the line's own)."""
+    argv = [a.replace("{out}", str(out)) for a in inputs[name]]
+    return {"kind": "args", "argv": argv + [opt, value], "folder": str(out)}
 
 
 # ------------------------------------------------------------------------------------------------- worker

@@ -6,7 +6,12 @@ traceback, a hang (each case is bounded in time) or an interpreter crash (each c
 - hypothesis-chosen mutations of real seed files (truncated, flipped bytes, cut headers, zero-length,
   renamed to another extension, inserted/spliced bytes, absurd PNG sizes, frame folders with a frame of
   another size or layout) through the reader and the command line;
-- a fixed list of mutations of every seed, so the same cases run everywhere.
+- a fixed list of mutations of every seed, so the same cases run everywhere;
+- real files with sound (AAC in mp4 and mov, AC-3 in Matroska) whose chunks are duplicated, swapped or cut, in
+  the media data or in the index: an output or a one-line error, and never a late stage (the join, the audio
+  copy) that throws the upscaled frames away (``lost``);
+- NaN, infinities, huge and negative values for every numeric option of every command (the options read from
+  the command line itself, so a new option is fuzzed too).
 
 More cases: ``python benchmarks/bench_fuzz.py --cases 3000``.
 """
@@ -22,7 +27,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from fuzzing import GOOD, MUTATIONS, Fuzzer, _frames, make_seeds, mutate, write_image, write_video
+from fuzzing import (CHUNK_MUTATIONS, GOOD, MUTATIONS, Fuzzer, _frames, argument_case, argument_cases, argument_inputs,
+                     make_audio_seeds, make_seeds, mutate, numeric_options, write_image, write_video)
 
 COUNTS: dict[str, int] = {}
 
@@ -123,6 +129,67 @@ def test_every_seed_with_every_mutation(tmp_path, fuzzer, seeds):
                 check(fuzzer.run(case), case)
             n += 1
     assert n == len(seeds) * len(MUTATIONS)
+
+
+def test_files_with_sound_whose_chunks_are_duplicated_swapped_or_cut(tmp_path, fuzzer):
+    """Each file with sound x each chunk mutation, twice, into a video of each container: an output (with or
+    without its sound) or a one-line error; the worker counts a late stage that loses the frames as ``lost``."""
+    seeds = make_audio_seeds(tmp_path / "seeds")
+    rng = random.Random(24)
+    n = 0
+    for seed in seeds:
+        for kind in CHUNK_MUTATIONS:
+            for out in ("out.mp4", "out.mkv"):
+                d = tmp_path / f"m{n}"
+                src = mutate(seed, d, kind, rng)
+                assert src.read_bytes() != seed.read_bytes()
+                case = {"kind": "cli", "input": str(src), "output": str(d / out)}
+                check(fuzzer.run(case), case)
+                n += 1
+    assert n == len(seeds) * len(CHUNK_MUTATIONS) * 2
+
+
+def test_the_undecodable_audio_of_a_damaged_index_keeps_the_video(tmp_path, fuzzer):
+    """What the hostile run found: a chunk of the index duplicated so that the audio has no codec; the video is
+    written (the sound left out), never lost at the join."""
+    from fuzzing import mutate_chunks
+
+    seed = make_audio_seeds(tmp_path / "seeds")[0]
+    data = seed.read_bytes()
+    rng = random.Random(0)
+    found = 0
+    for k in range(200):  # index damage that leaves the video readable and the audio without a decoder
+        damaged = mutate_chunks(data, "chunk_dup", rng)
+        try:
+            with av.open(__import__("io").BytesIO(damaged)) as c:
+                kinds = [(s.type, s.codec_context is None) for s in c.streams]
+        except (av.error.FFmpegError, MemoryError, UnicodeDecodeError, ValueError):
+            continue
+        if kinds == [("video", False), ("audio", True)]:
+            src = tmp_path / f"d{k}.mp4"
+            src.write_bytes(damaged)
+            case = {"kind": "cli", "input": str(src), "output": str(tmp_path / f"o{k}.mp4")}
+            result = fuzzer.run(case)
+            assert result.verdict == "ok", f"{case}: {result.verdict}: {result.detail}"
+            found += 1
+            if found == 2:
+                break
+    assert found, "no damaged index left the audio without a decoder"
+
+
+def test_every_numeric_option_of_every_command_takes_bad_numbers(tmp_path, fuzzer):
+    """NaN, infinities, huge and negative numbers: the command runs or says one line, never a traceback (CI takes
+    three values per option; benchmarks/bench_fuzz.py takes them all)."""
+    options = numeric_options()
+    assert ("upscale", "--max-memory", True) in options and ("upscale", "--threads", False) in options
+    inputs = argument_inputs(tmp_path / "in")
+    cases = argument_cases(inputs, values_per_option=3, rng=random.Random(3))
+    assert {name for name, _, _ in cases} == set(inputs)
+    for i, (name, opt, value) in enumerate(cases):
+        out = tmp_path / f"a{i}"
+        out.mkdir()
+        case = argument_case(inputs, name, opt, value, out)
+        check(fuzzer.run(case), case)
 
 
 def test_zero_length_and_wrong_extensions(tmp_path, fuzzer, seeds):
