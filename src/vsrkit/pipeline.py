@@ -176,9 +176,11 @@ def upscale_file(
             }
             tag = _digest(manifest)
             if resume and out.exists() and not overwrite:
-                frames_in = 1 if single else (info.num_frames if info.is_image_sequence else count_frames(inp))
-                if max_frames is not None:
-                    frames_in = min(frames_in, max_frames)
+                frames_in = 0  # a video says how many frames it holds; a folder is counted against the input
+                if kind != "video":
+                    frames_in = 1 if single else (info.num_frames if info.is_image_sequence else count_frames(inp))
+                    if max_frames is not None:
+                        frames_in = min(frames_in, max_frames)
                 if not finished(out, tag, frames_in, info.width * s, info.height * s):
                     if not job.resumed:
                         job.finish()  # made by this run: nothing to keep

@@ -119,8 +119,8 @@ def check_output(path: str | os.PathLike, source: str | os.PathLike | None = Non
 
 def finished(path: str | os.PathLike, tag: str, frames: int, width: int, height: int) -> bool:
     """Whether ``path`` is the complete output of the job ``tag`` (a digest of what it was made with): a video
-    whose metadata names the job and holds the frames it says it holds; a PNG folder of exactly ``frames`` frames
-    of ``width x height``, or one such image (the size and count are all that a folder or an image can tell)."""
+    whose metadata names the job and holds the frames it says it holds (``frames`` is not used); a PNG folder of
+    exactly ``frames`` frames of ``width x height``, or one such image (all that a folder or an image can tell)."""
     path = Path(path)
     try:
         kind = output_kind(path, single_image=path.suffix.lower() in IMAGE_CODECS)
