@@ -37,7 +37,7 @@ def write_clip(folder: Path, frames: list[np.ndarray], names: list[str] | None =
                 w.write(f)
         return folder
     for f, name in zip(frames, names):
-        tmp = folder / f"_{name}"
+        tmp = folder / ("_" + name.replace(".", "_"))  # a folder, so not named like an image
         write_clip(tmp, [f])
         next(tmp.iterdir()).rename(folder / name)
         tmp.rmdir()

@@ -46,7 +46,7 @@ class Terminated(KeyboardInterrupt):
 # it ended (``disarm``) signals are only kept: the first is raised when the command starts, and a signal that comes
 # while the process is ending changes nothing.
 _RETRY = 0.05
-_signals = {"armed": False, "depth": 0, "pending": None, "installed": None}
+_signals = {"armed": False, "depth": 0, "pending": None}
 
 
 def _unsafe(frame) -> bool:  # noqa: ANN001 - a frame
@@ -84,7 +84,8 @@ def catch_signals() -> dict | None:
             signal.signal(s, _on_signal)
     except ValueError:  # not the main thread
         return None
-    _signals["installed"] = _signals["installed"] or old
+    if old[signal.SIGTERM] is not _on_signal:  # taken afresh: a signal kept from an earlier command is stale
+        _signals["pending"] = None
     return old
 
 
