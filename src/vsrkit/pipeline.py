@@ -161,7 +161,7 @@ def upscale_file(
             disk_budget = temp_disk * 2**30 if temp_disk is not None else None
             job.check_manifest({
                 "vsrkit": vsrkit.__version__, "input": [str(inp.resolve()), *_file_id(inp)],
-                "model": getattr(net, "model_name", type(net).__name__),
+                "model": net.spec.name or type(net).__name__,
                 "weights": _weights_digest(net), "backend": backend, "device": cfg.device.type,
                 "precision": precision_name(cfg),
                 "tile": cfg.tile, "tile_overlap": cfg.tile_overlap, "chunk": cfg.chunk, "chunk_overlap": cfg.chunk_overlap,

@@ -14,10 +14,10 @@ from vsrkit.hub import download
 from vsrkit.hub.cards import HELD_OUT, VALIDATION_FRAMES, card_path, read_card, validate, write_heldout_frames
 from vsrkit.hub.checkpoint import load_with_meta, sha256_file
 from vsrkit.hub.loader import load_model
-from vsrkit.hub.pretrained import FAST_MODELS
-from vsrkit.hub.registry import CPU_DEFAULT_MODEL, DEFAULT_MODEL, FAST_MODEL, default_model, get_entry
+from vsrkit.hub.registry import CPU_DEFAULT_MODEL, DEFAULT_MODEL, FAST_MODEL, all_entries, default_model
+from vsrkit.models.registry import get_entry
 
-NAMES = sorted(FAST_MODELS)
+NAMES = sorted(e.name for _, e in all_entries() if e.weights is not None and e.weights.bundled)
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_bundled_file_is_shipped_with_its_arguments(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_bundled_models_load_offline_and_are_listed(name, offline):
     net = load_model(name)
-    assert not net.training and net.model_name == name
+    assert not net.training and net.spec.name == name
     r = CliRunner().invoke(main, ["models"])
     assert r.exit_code == 0, r.output
     row = next(line for line in r.output.splitlines() if line.startswith(name + " "))
@@ -73,7 +73,7 @@ def test_corrupt_bundled_file_is_one_clear_error(tmp_path, monkeypatch, offline)
 def test_default_model_by_device():
     assert default_model("cuda") == default_model("cuda:1") == DEFAULT_MODEL
     assert default_model("cpu") == CPU_DEFAULT_MODEL
-    assert FAST_MODEL in FAST_MODELS
+    assert FAST_MODEL in NAMES
 
 
 def test_fast_flag_refuses_a_second_model(tmp_path):

@@ -22,7 +22,7 @@ def _one_line(e: pytest.ExceptionInfo) -> str:
 @pytest.mark.parametrize("path", sorted(p.name for p in CONFIGS.glob("*.yml")))
 def test_every_shipped_config_loads_and_builds(path):
     from vsrkit.hub.loader import build
-    from vsrkit.train.loop import find_family
+    from vsrkit.models.registry import family_of_arch as find_family
 
     cfg = load_config(CONFIGS / path)
     with torch.device("meta"):
