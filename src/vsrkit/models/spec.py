@@ -26,7 +26,7 @@ configuration's.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Kind = Literal["frame", "window", "recurrent", "sequence", "bidirectional"]
@@ -162,8 +162,8 @@ class ModelSpec:
     passes: TwoPass | None = None  # bidirectional models: the two resumable passes
     protocol: Protocol = Protocol()
     # the model's name: a named model's (``basicvsr-reds4``) or, by file, its class name; set by ``load_model``
-    # ("" for a network built directly)
-    name: str = ""
+    # ("" for a network built directly). A label, not part of the contract: specs compare equal without it
+    name: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         if self.scale < 1 or self.channels not in (1, 3):
