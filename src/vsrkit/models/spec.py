@@ -18,14 +18,15 @@ Calling conventions by ``Temporal.kind``:
                    (``spec.passes``): the engine streams it exactly, in two passes, in the memory of one block.
 
 How a pretrained model was evaluated (end padding, clip length and overlap) is not architecture: it is
-the ``Protocol`` of a pretrained configuration (``vsrkit.hub.pretrained``). A network gets the default
-protocol; ``load_model`` replaces it with the named configuration's.
+the ``Protocol`` of a pretrained configuration (``ModelEntry.protocol``, declared by its family in
+``vsrkit.models``). A network gets the default protocol; ``load_model`` replaces it with the named
+configuration's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Kind = Literal["frame", "window", "recurrent", "sequence", "bidirectional"]
@@ -160,6 +161,9 @@ class ModelSpec:
     sliding: Callable[..., Any] | None = None  # window models: all window positions at once
     passes: TwoPass | None = None  # bidirectional models: the two resumable passes
     protocol: Protocol = Protocol()
+    # the model's name: a named model's (``basicvsr-reds4``) or, by file, its class name; set by ``load_model``
+    # ("" for a network built directly). A label, not part of the contract: specs compare equal without it
+    name: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         if self.scale < 1 or self.channels not in (1, 3):
@@ -168,11 +172,6 @@ class ModelSpec:
             raise ValueError("a bidirectional model must declare its two passes (spec.passes)")
         if self.sliding is not None and self.temporal.kind != "window":
             raise ValueError("only window models have a sliding fast path")
-
-    @property
-    def fast_paths(self) -> tuple[str, ...]:
-        """Names of the optional fast paths this model has, for tables."""
-        return tuple(n for n, v in (("sliding", self.sliding), ("two-pass", self.passes)) if v is not None)
 
 
 def pad_index(i: int, centre: int, total: int, half: int, mode: str) -> int:

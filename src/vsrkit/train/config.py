@@ -3,7 +3,9 @@
 A config file has the sections below (every key is a field of the dataclass of its section). A key the
 dataclasses do not know, a key without a default that is absent, or a value of the wrong type is a one-line
 ``VsrkitError`` naming the key (``config: unknown key 'train.bacth_size'``). ``--set key=value`` overrides a
-key by its dotted name before validation; the value is read as YAML (``--set optim.lr=1e-4``).
+key by its dotted name before validation; the value is read as YAML (``--set optim.lr=1e-4``). Keys that a
+config leaves out are then taken from the training defaults of its network's family (``Family.training``, e.g.
+BasicVSR's ``optim.lr_mul: {spynet: 0.125}`` and ``freeze.keys: [spynet, edvr]``); the config's own keys win.
 
 ::
 
@@ -22,6 +24,7 @@ key by its dotted name before validation; the value is read as YAML (``--set opt
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -33,6 +36,7 @@ import yaml
 
 from vsrkit.data.config import DataCfg
 from vsrkit.errors import VsrkitError
+from vsrkit.models.registry import family_of_arch, get_family
 
 DATA_KINDS = ("reds", "vimeo", "clips", "videos", "images")
 SPLITS = ("train", "val", "test")
@@ -286,10 +290,39 @@ def _check(cfg: Config) -> None:
         raise VsrkitError("config: missing key val.data (val.every is set)")
 
 
-def from_dict(raw: dict[str, Any]) -> Config:
-    """A validated ``Config`` from a plain mapping."""
+def family_defaults(arch: Any) -> dict[str, Any]:
+    """The training defaults of the family of the network class ``arch`` (``Family.training``): config sections
+    such as ``{"optim": {"lr_mul": {"spynet": 0.125}}}``; empty for a name that is no network class (the config's
+    own check reports it)."""
+    if not isinstance(arch, str):
+        return {}
+    try:
+        family = get_family(family_of_arch(arch))
+    except VsrkitError:
+        return {}
+    return copy.deepcopy({section: dict(values) for section, values in family.training.items()})
+
+
+def merge_under(defaults: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` with ``defaults`` filled in where it leaves a key out, section by section: a key that ``raw`` sets
+    wins whole (a list or mapping value such as ``optim.lr_mul`` is not merged with the default's)."""
+    out = dict(raw)
+    for section, values in defaults.items():
+        if section not in out:
+            out[section] = dict(values)
+        elif isinstance(out[section], dict) and isinstance(values, dict):
+            out[section] = {**values, **out[section]}
+    return out
+
+
+def from_dict(raw: dict[str, Any], family_training: bool = True) -> Config:
+    """A validated ``Config`` from a plain mapping, over the training defaults of its network's family
+    (``family_training=False``: the mapping alone)."""
     if not isinstance(raw, dict):
         raise VsrkitError("config: the file must hold a mapping at the top level")
+    if family_training:
+        model = raw.get("model")
+        raw = merge_under(family_defaults(model.get("arch") if isinstance(model, dict) else None), raw)
     cfg = _build(Config, raw)
     _check(cfg)
     return cfg

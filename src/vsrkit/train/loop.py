@@ -37,7 +37,7 @@ from vsrkit.errors import VsrkitError
 from vsrkit.hub.checkpoint import load_state_dict, load_strict, save_weights, write_atomic_text
 from vsrkit.hub.detect import convert as convert_checkpoint
 from vsrkit.hub.loader import build
-from vsrkit.hub.registry import FAMILIES, family_module
+from vsrkit.models.registry import family_of_arch
 from vsrkit.train import checkpoint as ckpt
 from vsrkit.train.config import Config, to_dict
 from vsrkit.train.distributed import DistInfo, TrainSampler, barrier, select_device
@@ -47,16 +47,15 @@ from vsrkit.train.optim import Freezer, make_optimizer, make_scheduler
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Trainer", "find_family", "export_kwargs"]
+__all__ = ["Trainer", "export_kwargs"]
 
 
-def find_family(arch: str) -> str:
-    """The family whose module defines the network class ``arch``."""
-    for family in FAMILIES:
-        cls = getattr(family_module(family), arch, None)
-        if isinstance(cls, type) and issubclass(cls, nn.Module):
-            return family
-    raise VsrkitError(f"config: model.arch {arch!r} is not a vsrkit network class")
+def _family(arch: str) -> str:
+    """The family of the network class ``arch`` (a config's ``model.arch``)."""
+    try:
+        return family_of_arch(arch)
+    except VsrkitError:
+        raise VsrkitError(f"config: model.arch {arch!r} is not a vsrkit network class") from None
 
 
 def export_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -68,7 +67,7 @@ def export_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
 def init_weights(model: nn.Module, path: str, strict: bool, what: str) -> int:
     """Load starting weights; non-strict loading keeps the keys whose name and shape fit (as BasicSR with
     ``strict_load_g: false``) and needs at least one. Returns the number of tensors loaded."""
-    sd = convert_checkpoint(find_family(type(model).__name__), load_state_dict(path))
+    sd = convert_checkpoint(_family(type(model).__name__), load_state_dict(path))
     if strict:
         load_strict(model, sd, source=path, what=what)
         return len(sd)
@@ -89,7 +88,7 @@ def widen_weights(model: nn.Module, path: str, what: str) -> int:
     wide network therefore computes exactly the narrow one's function at the start, and the new channels learn
     from there. This holds where new channels are appended at the end of every channel list (RLSP: filters,
     hidden state). Returns the number of tensors widened or copied."""
-    sd = convert_checkpoint(find_family(type(model).__name__), load_state_dict(path))
+    sd = convert_checkpoint(_family(type(model).__name__), load_state_dict(path))
     own = model.state_dict()
     missing = sorted(set(own) ^ set(sd))
     if missing:
@@ -150,7 +149,7 @@ class Trainer:
         if cfg.train.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # what deterministic cuBLAS needs
             torch.use_deterministic_algorithms(True)
-        self.family = find_family(cfg.model.arch)
+        self.family = _family(cfg.model.arch)
         torch.manual_seed(cfg.seed)
         model = build(self.family, cfg.model.arch, dict(cfg.model.kwargs))
         if cfg.model.init and cfg.model.init_widen:
