@@ -12,12 +12,13 @@ from vsrkit.models.registry import all_families
 DEFAULT_MODEL = "basicvsr-reds4"  # with a GPU (and load_model's default)
 FAST_MODEL = "rlsp-fast-x4"  # `vsrkit upscale --fast`: trained by vsrkit, bundled (README "Fast models")
 # `vsrkit upscale` without --model on a CPU, chosen from measurement (README "Fast models"): BasicVSR still, since
-# the fast model is 20-33x faster but +1.6 dB over bicubic (BasicVSR: +3.75 dB in the demo); a hint names --fast
+# the fast model is 20-33x faster but +1.6 dB over bicubic (BasicVSR: +3.93 dB in the demo); a hint names --fast
 CPU_DEFAULT_MODEL = DEFAULT_MODEL
 
 
 def default_model(device: str) -> str:
-    """The model `vsrkit upscale` uses when none is given: BasicVSR with a GPU, the fast model on a CPU."""
+    """The model `vsrkit upscale` uses when none is given: ``DEFAULT_MODEL`` with a GPU, ``CPU_DEFAULT_MODEL`` on a CPU
+    (BasicVSR on both today; on a CPU the CLI names --fast)."""
     return CPU_DEFAULT_MODEL if str(device).split(":")[0] == "cpu" else DEFAULT_MODEL
 
 
