@@ -245,12 +245,13 @@ def measure_residues(model: RealBasicVSR, x: torch.Tensor, region: tuple[int, in
     of ``x[b, n, c, h, w]`` inside ``region`` (top, bottom, left, right), one frame at a time."""
     top, bottom, left, right = region
     sums = torch.zeros(3, dtype=torch.float64, device=x.device)
-    for i in range(x.shape[1]):
-        frame = x[:, i]
-        for k in range(MAX_CLEANING - 1):
-            residue = model.image_cleaning(frame)
-            sums[k] += residue[..., top:bottom, left:right].float().abs().sum().double()
-            frame = frame + residue
+    with torch.no_grad():
+        for i in range(x.shape[1]):
+            frame = x[:, i]
+            for k in range(MAX_CLEANING - 1):
+                residue = model.image_cleaning(frame)
+                sums[k] += residue[..., top:bottom, left:right].float().abs().sum().double()
+                frame = frame + residue
     b, _, c = x.shape[:3]
     sums[2] = b * x.shape[1] * c * (bottom - top) * (right - left)
     return sums
