@@ -282,3 +282,16 @@ def test_a_tiled_survey_counts_every_pixel_once():
         upscale_tensor(model, torch.rand(3, 3, h, w), make_config("cpu", chunk=2, tile=tile, tile_overlap=10))
         assert sum(counted) == 3 * 3 * h * w, (h, w, tile)
         assert len(counted) == (6 if tile else 1) * 2  # tiles x blocks of frames
+
+
+def test_progress_has_a_survey_phase_before_the_two_passes():
+    torch.manual_seed(0)
+    model = RealBasicVSR(mid_channels=4, num_propagation_blocks=1, num_cleaning_blocks=1).eval()
+    seen: dict[str, int] = {}
+
+    def on_progress(phases, index, done):
+        seen[phases[index].name] = max(done, seen.get(phases[index].name, 0))
+        assert [p.name for p in phases] == ["reading", "survey", "backward", "forward"]
+
+    upscale_tensor(model, torch.rand(5, 3, 40, 40), make_config("cpu", chunk=2), Hooks(on_progress=on_progress))
+    assert seen["survey"] == 5 and seen["forward"] == 5 and seen["backward"] > 0

@@ -478,7 +478,7 @@ def run(model: torch.nn.Module, spec: ModelSpec, runner: Runner, inp, cfg: Engin
         phases = [Phase("reading", None, 0.0), Phase("backward", None, 1.0), Phase("forward", None, 1.0 + passes.forward_cost)]
         if passes.survey is not None:
             phases.insert(1, Phase("survey", None, passes.survey.cost))
-        back, fwd = len(phases) - 2, len(phases) - 1  # the indices of the two passes' phases
+        i_back, i_fwd = len(phases) - 2, len(phases) - 1  # the indices of the two passes' phases
         clock = _Clock(hooks, phases)
 
         # pass 0: read everything once
@@ -542,10 +542,10 @@ def run(model: torch.nn.Module, spec: ModelSpec, runner: Runner, inp, cfg: Engin
         # backward features of the first blocks: then it runs down to the first frame
         first_needed = 0 if keep else K
         kept_frames = min(keep * k, total)
-        phases[back].frames = 0 if done1 else max(0, total - min(first_needed * k, total))
-        phases[fwd].frames = total - start
-        phases[fwd].cost = (total - kept_frames) / total + passes.forward_cost + (1.0 if K > 1 else 0.0)
-        clock(back, 0)
+        phases[i_back].frames = 0 if done1 else max(0, total - min(first_needed * k, total))
+        phases[i_fwd].frames = total - start
+        phases[i_fwd].cost = (total - kept_frames) / total + passes.forward_cost + (1.0 if K > 1 else 0.0)
+        clock(i_back, 0)
         if not done1:
             marker.unlink(missing_ok=True)
             state: dict[Any, torch.Tensor] = {}
@@ -560,7 +560,7 @@ def run(model: torch.nn.Module, spec: ModelSpec, runner: Runner, inp, cfg: Engin
                 if feats is not None:
                     _save(feats, workdir / f"feats{b:08d}.pt")
                 done += block(b)[0].size
-                clock(back, done)
+                clock(i_back, done)
             state = {}
             marker.write_text(json.dumps(fingerprint))
 
@@ -606,7 +606,7 @@ def run(model: torch.nn.Module, spec: ModelSpec, runner: Runner, inp, cfg: Engin
                 if K > 1:
                     (workdir / f"block{b:08d}.pt").unlink(missing_ok=True)
                 done += blk.size
-                clock(fwd, done)
+                clock(i_fwd, done)
     finally:
         if own_dir:
             shutil.rmtree(workdir, ignore_errors=True)
