@@ -84,3 +84,56 @@ class SpyNet(nn.Module):
         flow[:, 0, :, :] *= float(w) / float(w32)
         flow[:, 1, :, :] *= float(h) / float(h32)
         return flow
+
+
+# ---------------------------------------------------------------------------------------------
+# mmagic's (mmediting's) SPyNet: the same network under other parameter names. Each convolution sits in mmcv's
+# ``ConvModule`` (key ``conv``), so the keys are ``basic_module.{level}.basic_module.{i}.conv.weight`` with i = 0..4
+# (BasicSR: ``basic_module.{level}.basic_module.{0,2,4,6,8}.weight``). Its coarsest level starts from a zero flow of
+# size/32 where BasicSR upsamples a zero flow of size/64 to it: the same zeros, so the flows are the same.
+
+
+class ConvModule(nn.Module):
+    """mmcv's ``ConvModule`` without normalisation: a convolution (key ``conv``), then ReLU unless ``act`` is off."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int, act: bool = True):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, 1, padding)
+        self.activate = nn.ReLU(inplace=True) if act else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activate(self.conv(x))
+
+
+class MMagicBasicModule(nn.Module):
+    """One pyramid level with mmagic's keys: five 7x7 ``ConvModule``s, ReLU after all but the last."""
+
+    def __init__(self):
+        super().__init__()
+        chans = (8, 32, 64, 32, 16, 2)
+        self.basic_module = nn.Sequential(*(ConvModule(chans[i], chans[i + 1], 7, 3, act=i < 4) for i in range(5)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.basic_module(x)
+
+
+class MMagicSpyNet(SpyNet):
+    """SpyNet with mmagic's parameter names (``mmagic.models.editors.basicvsr.basicvsr_net.SPyNet``).
+
+    ``pretrained``: a local mmagic SPyNet checkpoint (``{'state_dict': ...}`` or a plain state dict), loaded
+    strictly; mmagic's files hold no ``mean``/``std`` (they are constants), which keep their values here."""
+
+    def __init__(self, pretrained: str | None = None):
+        super().__init__()
+        self.basic_module = nn.ModuleList(MMagicBasicModule() for _ in range(LEVELS))
+        if pretrained is not None:
+            if not isinstance(pretrained, str):
+                raise TypeError(f"pretrained must be a file path or None, got {type(pretrained).__name__}")
+            if "://" in pretrained:
+                raise ValueError(f"SpyNet weights must be a local file here, not a URL: {pretrained}")
+            sd = torch.load(pretrained, map_location="cpu", weights_only=True)
+            sd = dict(sd.get("state_dict", sd))
+            sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
+            sd.setdefault("mean", self.mean)
+            sd.setdefault("std", self.std)
+            self.load_state_dict(sd, strict=True)
