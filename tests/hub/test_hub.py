@@ -53,8 +53,7 @@ NOT_CHECKPOINTS = {
     "train_edvr_step": "tests/train/test_train_golden.py (the trainer, edvr_m_reds.yml), tests/models/test_dcn.py",
     "rlsp_tf_official": "tests/models/test_rlsp_released.py, tests/hub/test_tf_checkpoints.py",
     # pending: each is covered in the issue it belongs to (by title)
-    "mmagic_realbasicvsr": "pending: Real-world video: RealBasicVSR, the real-world degradation pipeline, "
-    "and our own model for compressed video",
+    "mmagic_realbasicvsr": "tests/models/test_realbasicvsr.py (output, lqs_clean, output_thres255; by file and name)",
     "mmagic_blur_kernels": "tests/data/test_realworld.py (the real-world pipeline's kernels)",
     "mmagic_basicvsrpp_dcn_offsets": "pending: BasicVSR++: the strongest model of the BasicVSR family, with its "
     "released weights and restoration models",

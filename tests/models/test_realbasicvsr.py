@@ -61,6 +61,28 @@ def test_golden_threshold_255_cleans_once():
         assert_close(model(io["input"]), io["output_thres255"], what="output_thres255")
 
 
+def test_golden_through_load_model_recognition_names_and_upscale(tmp_path):
+    """The mmagic container by file: recognised (sizes from the keys; a file not named as a release keeps the
+    training threshold 255: one cleaning pass), by architecture name with the test threshold, and the released
+    names resolve to their files."""
+    import vsrkit
+    from vsrkit.models.registry import get_entry
+
+    _, io, d = load_case(CASE)
+    by_file = vsrkit.load_model(weights=d / "weights.pth")
+    assert type(by_file).__name__ == "RealBasicVSR" and by_file.spec.name == "RealBasicVSR"
+    with torch.no_grad():
+        assert_close(by_file(io["input"]), io["output_thres255"], what="output_thres255 by file")
+    named = vsrkit.load_model("realbasicvsr", weights=d / "weights.pth", dynamic_refine_thres=5)
+    with torch.no_grad():
+        assert_close(named(io["input"]), io["output"], what="output by name")
+    for name, thres in (("realbasicvsr-x4", 5), ("realbasicvsr-wogan-x4", 1.5)):
+        family, entry = get_entry(name)
+        assert family.name == "realbasicvsr" and entry.kwargs["dynamic_refine_thres"] == thres
+        assert entry.weights.url.endswith(entry.weights.filename) and len(entry.weights.sha256) == 8
+        assert entry.weights.filename.rsplit("-", 1)[1].startswith(entry.weights.sha256)
+
+
 def test_container_gives_the_ema_generator_not_the_other_one():
     """mmagic's container holds generator., generator_ema. and discriminator. keys: reading it gives generator_ema
     (what mmagic tests with), whose output is the golden one; the generator's weights give ``output_generator``."""

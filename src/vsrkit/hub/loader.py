@@ -73,10 +73,16 @@ def load_model(
         fam, entry = get_entry(name)
         family = fam.name
         build_kwargs = dict(entry.kwargs)
-        if state_dict is not None and not kwargs and (not entry.kwargs or name.lower() in fam.aliases):
-            # an architecture name (``rlsp``, ``esr-tr``) with a file: take the hyper-parameters from the file.
-            # A named configuration (``rlsp-7-128``, ``esr-tr-x2``) keeps its own: the file must fit it.
-            found_family, arch, detected = detect(state_dict, filename)
+        if state_dict is not None and (not entry.kwargs or name.lower() in fam.aliases):
+            # an architecture name (``rlsp``, ``esr-tr``) with a file: take the hyper-parameters from the file (the
+            # arguments given win). A named configuration (``rlsp-7-128``, ``esr-tr-x2``) keeps its own: the file
+            # must fit it.
+            try:
+                found_family, arch, detected = detect(state_dict, filename)
+            except VsrkitError:
+                if not kwargs:
+                    raise
+                found_family, arch, detected = "", "", {}  # the given arguments alone describe the file
             if found_family == family and arch == entry.arch:
                 build_kwargs.update(detected)
         build_kwargs.update(kwargs)

@@ -23,7 +23,6 @@ whole-clip ``forward`` at any block size: mmagic's inference runs the whole clip
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -32,6 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from vsrkit.errors import VsrkitError
+from vsrkit.models.family import Family, ModelEntry, Rule, WeightsSource, count_blocks
 from vsrkit.models.basicvsr import SPYNET_MIN_SIZE, ConvResidualBlocks, _one_way_flows
 from vsrkit.models.layers.common import flow_warp, stack_frames, zeros_frame
 from vsrkit.models.layers.spynet import MMagicSpyNet
@@ -304,7 +304,7 @@ def realbasicvsr_forward(model: RealBasicVSR, x: torch.Tensor, feats: tuple[torc
 
 
 # ---------------------------------------------------------------------------------------------
-# The family: names, recognition (data for the family API; the lead wires them into ``FAMILY``)
+# The family: names, recognition, training defaults
 
 _MMAGIC_URL = "https://download.openmmlab.com/mmediting/restorers/real_basicvsr/"
 _RELEASED_ARCH = {"mid_channels": 64, "num_propagation_blocks": 20, "num_cleaning_blocks": 20}
@@ -364,13 +364,6 @@ DETECT_NEEDS = ("image_cleaning.0.main.0.weight", "image_cleaning.1.weight", "ba
                 "basicvsr.spynet.basic_module.0.basic_module.0.conv.weight")
 
 
-def _count_blocks(sd: Mapping[str, torch.Tensor], prefix: str) -> int:
-    """Residual blocks ``{prefix}{i}.conv1.weight``, i = 0, 1, ... (to be replaced by the family API's count_blocks)."""
-    pattern = re.compile(re.escape(prefix) + r"(\d+)\.conv1\.weight$")
-    found = {int(m.group(1)) for k in sd if (m := pattern.match(k))}
-    return max(found) + 1 if found else 0
-
-
 def detect_realbasicvsr(state_dict: Mapping[str, torch.Tensor], filename: str | None = None) -> tuple[str, dict] | None:
     """Recognise a RealBasicVSR checkpoint: ("RealBasicVSR", kwargs) with the sizes read from its keys, None when it
     is not one, a VsrkitError naming the key when it is one whose sizes do not fit together. A released file (by
@@ -391,11 +384,31 @@ def detect_realbasicvsr(state_dict: Mapping[str, torch.Tensor], filename: str | 
                               f"expected {shape} for {mid} channels")
     kwargs: dict[str, Any] = {
         "mid_channels": mid,
-        "num_propagation_blocks": _count_blocks(state_dict, "basicvsr.backward_resblocks.main.2."),
-        "num_cleaning_blocks": _count_blocks(state_dict, "image_cleaning.0.main.2."),
+        "num_propagation_blocks": count_blocks(state_dict, "basicvsr.backward_resblocks.main.2."),
+        "num_cleaning_blocks": count_blocks(state_dict, "image_cleaning.0.main.2."),
     }
     name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
     for release in RELEASES.values():
         if release["filename"] and name == release["filename"] and all(kwargs[k] == v for k, v in _RELEASED_ARCH.items()):
             kwargs["dynamic_refine_thres"] = release["kwargs"]["dynamic_refine_thres"]
     return "RealBasicVSR", kwargs
+
+
+ENTRIES: tuple[ModelEntry, ...] = tuple(
+    ModelEntry(
+        name,
+        r["arch"],
+        dict(r["kwargs"]),
+        WeightsSource(filename=r["filename"], sha256=r["sha256"], url=r["url"], licence=r["licence"])
+        if r["filename"] else None,
+        summary=r["summary"],
+    )
+    for name, r in RELEASES.items()
+)
+
+FAMILY = Family(
+    "realbasicvsr",
+    ENTRIES,
+    rules=(Rule(DETECT_NEEDS, detect_realbasicvsr),),
+    # mmagic's RealBasicVSR configs train SpyNet with the rest at one rate and freeze nothing by default: no defaults
+)
