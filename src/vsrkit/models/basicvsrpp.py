@@ -344,3 +344,126 @@ class BasicVSRPlusPlus(nn.Module):
             self.propagate(feats, flows, branch, store)
 
         return self.upsample(x, feats, store)  # in CPU memory when offloaded, as mmagic returns it
+
+
+# The released checkpoints, as data for the family table (mmagic's configs/basicvsr_pp metafile.yml and README; the
+# deblurring and denoising models from the official repository ckkelvinchan/BasicVSR_PlusPlus, whose configs give
+# their constructor arguments). ``sha256``: the 8-hex-digit prefix in the official file name. ``protocol``: the
+# ``Protocol`` of the published numbers (mmagic tests each clip as one sequence: ``clip`` 100 covers REDS4's
+# 100-frame clips and the shorter Vid4, UDM10 and Vimeo-90K-T ones). ``published``: the README's numbers.
+# ``eval``: how they were scored, for the README's commands.
+
+_URL = "https://download.openmmlab.com/mmediting/restorers/basicvsr_plusplus/"
+_SR = {"mid_channels": 64, "num_blocks": 7, "is_low_res_input": True}
+_NTIRE = {"mid_channels": 128, "num_blocks": 25}
+_RESTORE = {"mid_channels": 64, "num_blocks": 15, "is_low_res_input": False}
+
+
+def _release(file: str, kwargs: dict, summary: str, protocol: dict, published: dict, eval_: str, note: str = "") -> dict:
+    return {
+        "arch": "BasicVSRPlusPlus",
+        "kwargs": dict(kwargs),
+        "file": file,
+        "url": _URL + file,
+        "sha256": file.rsplit("-", 1)[1].removesuffix(".pth"),
+        "licence": "Apache-2.0",
+        "summary": summary,
+        "protocol": protocol,
+        "published": published,
+        "eval": eval_,
+        "note": note,
+    }
+
+
+RELEASES = {
+    "basicvsrpp-reds4": _release(
+        "basicvsr_plusplus_c64n7_8x1_600k_reds4_20210217-db622b2f.pth", _SR,
+        "BasicVSR++ x4 trained on REDS (bicubic)",
+        {"clip": 100},
+        {"REDS4 BIx4 PSNR RGB": 32.3855, "REDS4 BIx4 SSIM RGB": 0.9069, "Vimeo-90K-T BIx4 PSNR Y": 36.4445,
+         "Vid4 BIx4 PSNR Y": 27.7674, "UDM10 BDx4 PSNR Y": 34.6868, "Vimeo-90K-T BDx4 PSNR Y": 34.0372,
+         "Vid4 BDx4 PSNR Y": 24.6209},
+        "REDS4: RGB, crop 0, all 100 frames of clips 000 011 015 020, each clip one sequence (protocol reds4)",
+    ),
+    "basicvsrpp-vimeo-bi": _release(
+        "basicvsr_plusplus_c64n7_8x1_300k_vimeo90k_bi_20210305-4ef437e2.pth", _SR,
+        "BasicVSR++ x4 trained on Vimeo-90K, bicubic downsampling",
+        {"clip": 100},
+        {"REDS4 BIx4 PSNR RGB": 31.0126, "Vimeo-90K-T BIx4 PSNR Y": 37.7864, "Vid4 BIx4 PSNR Y": 27.7882,
+         "Vid4 BIx4 SSIM Y": 0.8401, "UDM10 BDx4 PSNR Y": 33.1211, "Vimeo-90K-T BDx4 PSNR Y": 33.8972,
+         "Vid4 BDx4 PSNR Y": 23.6086},
+        "Vid4 BIx4: Y (BT.601), crop 0, every frame, each clip one sequence (protocol vid4)",
+    ),
+    "basicvsrpp-vimeo-bd": _release(
+        "basicvsr_plusplus_c64n7_8x1_300k_vimeo90k_bd_20210305-ab315ab1.pth", _SR,
+        "BasicVSR++ x4 trained on Vimeo-90K, blur + downsampling",
+        {"clip": 100},
+        {"REDS4 BIx4 PSNR RGB": 29.2041, "Vimeo-90K-T BIx4 PSNR Y": 34.7248, "Vid4 BIx4 PSNR Y": 26.4377,
+         "UDM10 BDx4 PSNR Y": 40.7216, "Vimeo-90K-T BDx4 PSNR Y": 38.2054, "Vid4 BDx4 PSNR Y": 29.04,
+         "Vid4 BDx4 SSIM Y": 0.8753},
+        "Vid4 BDx4: Y (BT.601), crop 0, every frame, each clip one sequence (protocol vid4, --degradation bd)",
+    ),
+    "basicvsrpp-ntire-vsr": _release(
+        "basicvsr_plusplus_c128n25_ntire_vsr_20210311-1ff35292.pth", dict(_NTIRE, is_low_res_input=True),
+        "BasicVSR++ x4, NTIRE 2021 video super-resolution entry (128 features, 25 blocks, REDS)",
+        {"clip": 100},
+        {},
+        "REDS official validation clips, RGB, crop 0, whole 100-frame clips",
+        "no published numbers in mmagic; its test config mirrors each clip (the clip then itself reversed) and "
+        "averages an 8-fold flip/transpose self-ensemble, which vsrkit does not do",
+    ),
+    "basicvsrpp-ntire-decompress-t1": _release(
+        "basicvsr_plusplus_c128n25_ntire_decompress_track1_20210223-7b2eba02.pth",
+        dict(_NTIRE, is_low_res_input=False),
+        "BasicVSR++ compressed-video enhancement, NTIRE 2021 track 1 (fidelity, H.265 fixed QP)",
+        {},
+        {},
+        "RGB, crop 0, every frame, each clip one sequence",
+        "no published numbers in mmagic; its test config averages an 8-fold flip/transpose self-ensemble",
+    ),
+    "basicvsrpp-ntire-decompress-t2": _release(
+        "basicvsr_plusplus_c128n25_ntire_decompress_track2_20210314-eeae05e6.pth",
+        dict(_NTIRE, is_low_res_input=False),
+        "BasicVSR++ compressed-video enhancement, NTIRE 2021 track 2 (perceptual, H.265 fixed QP)",
+        {},
+        {},
+        "RGB, crop 0, every frame, each clip one sequence",
+        "no published numbers in mmagic; its test config averages an 8-fold flip/transpose self-ensemble",
+    ),
+    "basicvsrpp-ntire-decompress-t3": _release(
+        "basicvsr_plusplus_c128n25_ntire_decompress_track3_20210304-6daf4a40.pth",
+        dict(_NTIRE, is_low_res_input=False),
+        "BasicVSR++ compressed-video enhancement, NTIRE 2021 track 3 (fidelity, H.265 fixed bit rate)",
+        {},
+        {},
+        "RGB, crop 0, every frame, each clip one sequence",
+        "no published numbers in mmagic; its test config averages an 8-fold flip/transpose self-ensemble",
+    ),
+    "basicvsrpp-deblur-dvd": _release(
+        "basicvsr_plusplus_deblur_dvd-ecd08b7f.pth", _RESTORE,
+        "BasicVSR++ video deblurring trained on DVD (same-size output)",
+        {},
+        {},
+        "DVD test set, RGB, crop 0, every frame, each clip one sequence",
+        "not in mmagic's metafile: configs/basicvsr_plusplus_deblur_dvd.py of ckkelvinchan/BasicVSR_PlusPlus gives "
+        "the arguments; the URL follows the other releases' place and is not confirmed by an official listing",
+    ),
+    "basicvsrpp-deblur-gopro": _release(
+        "basicvsr_plusplus_deblur_gopro-3c5bb9b5.pth", _RESTORE,
+        "BasicVSR++ video deblurring trained on GoPro (same-size output)",
+        {},
+        {},
+        "GoPro test set, RGB, crop 0, every frame, each clip one sequence",
+        "not in mmagic's metafile: configs/basicvsr_plusplus_deblur_gopro.py of ckkelvinchan/BasicVSR_PlusPlus "
+        "gives the arguments; the URL follows the other releases' place and is not confirmed by an official listing",
+    ),
+    "basicvsrpp-denoise": _release(
+        "basicvsr_plusplus_denoise-28f6920c.pth", _RESTORE,
+        "BasicVSR++ video denoising, Gaussian noise sigma 0-50 on 0-255 (DAVIS; same-size output)",
+        {},
+        {},
+        "Set8 / DAVIS test, sigma 50 in the official test config, RGB, crop 0, every frame, each clip one sequence",
+        "not in mmagic's metafile: configs/basicvsr_plusplus_denoise.py of ckkelvinchan/BasicVSR_PlusPlus gives "
+        "the arguments; the URL follows the other releases' place and is not confirmed by an official listing",
+    ),
+}
