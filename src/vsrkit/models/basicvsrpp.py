@@ -23,8 +23,11 @@ a bicubic quarter-size copy, and the output has the input's size, added to the i
 
 Time: the whole clip at once (``Temporal("sequence")``). The four branches alternate direction, so the two
 resumable passes of BasicVSR (``Temporal("bidirectional")``) do not stream it exactly; the engine runs it
-over overlapping temporal chunks, keeping each chunk's centre (``CHUNK_OVERLAP`` frames of context on each
-side, chosen by ``benchmarks/bench_basicvsrpp_chunks.py``). ``--chunk`` at least the clip's length runs it
+over overlapping temporal chunks, keeping each chunk's centre, in memory bounded by the chunk, not the video.
+That is an approximation: a trained recurrent state remembers the whole clip, and chunks of 24 frames with
+``CHUNK_OVERLAP`` = 12 frames of context on each side agreed with the whole clip to about 38 dB PSNR (worst frame
+about 32 dB) for the trained BasicVSR, the nearest trained relative at hand (``benchmarks/bench_basicvsrpp_chunks.py``;
+no trained BasicVSR++ weights were available to measure). ``--chunk`` at least the clip's length runs it
 exactly as one sequence, as the published numbers were made.
 """
 
@@ -47,7 +50,7 @@ DEFORM_GROUPS = 16
 # mmagic asserts that the frames SpyNet sees are at least 64x64: the input itself at low resolution, a quarter
 # of it otherwise (256x256 frames)
 LR_MIN_SIZE = 64
-# frames of context on each side of a temporal chunk (see the module docstring and the benchmark)
+# frames of context on each side of a temporal chunk: the module docstring and benchmarks/bench_basicvsrpp_chunks.py
 CHUNK_OVERLAP = 12
 
 
@@ -231,11 +234,12 @@ class BasicVSRPlusPlus(nn.Module):
             return False
         return bool(torch.equal(x[:, : t // 2], x[:, t // 2:].flip(1)))
 
-    def compute_flow(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def compute_flow(self, x: torch.Tensor, mirrored: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """``(flows_forward, flows_backward)`` of ``x[b, t, 3, h, w]``, each ``[b, t - 1, 2, h, w]``, float32.
 
         ``flows_backward[:, i]``: from frame i to frame i + 1 (the backward branches bring the state of i + 1 to
-        i); ``flows_forward[:, i]``: from frame i + 1 to frame i.
+        i); ``flows_forward[:, i]``: from frame i + 1 to frame i. ``mirrored``: the clip is mirror-extended, so the
+        forward flows are the backward ones reversed.
         """
         b, t, c, h, w = x.shape
         if t < 2:
@@ -244,7 +248,7 @@ class BasicVSRPlusPlus(nn.Module):
         earlier = x[:, :-1].reshape(-1, c, h, w)
         later = x[:, 1:].reshape(-1, c, h, w)
         backward = self.spynet(earlier, later).float().view(b, t - 1, 2, h, w)
-        if self.is_mirror_extended(x):
+        if mirrored:
             forward = backward.flip(1)
         else:
             forward = self.spynet(later, earlier).float().view(b, t - 1, 2, h, w)
@@ -337,7 +341,7 @@ class BasicVSRPlusPlus(nn.Module):
             spatial = spatial.view(b, t, *spatial.shape[1:])
             feats["spatial"] = [spatial[:, i] for i in range(t)]
 
-        flows_forward, flows_backward = self.compute_flow(lr)
+        flows_forward, flows_backward = self.compute_flow(lr, self.is_mirror_extended(x))
         flows_forward, flows_backward = store.put(flows_forward), store.put(flows_backward)
         for branch in BRANCHES:
             flows = flows_backward if branch.startswith("backward") else flows_forward
