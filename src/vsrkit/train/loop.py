@@ -59,9 +59,10 @@ def _family(arch: str) -> str:
 
 
 def export_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Constructor arguments as saved with the weights: the ``*_path`` arguments (pretrained SpyNet/EDVR files that
-    only initialise a network) are left out, since the saved weights replace them."""
-    return {k: v for k, v in kwargs.items() if not k.endswith("_path")}
+    """Constructor arguments as saved with the weights: the ``*_path`` and ``*_pretrained`` arguments (pretrained
+    SpyNet/EDVR files that only initialise a network; mmagic names them ``spynet_pretrained``) are left out, since
+    the saved weights replace them."""
+    return {k: v for k, v in kwargs.items() if not k.endswith(("_path", "_pretrained"))}
 
 
 def init_weights(model: nn.Module, path: str, strict: bool, what: str) -> int:

@@ -1,7 +1,10 @@
-"""SpyNet: spatial-pyramid optical flow (Ranjan & Black, CVPR 2017), as used by BasicVSR, IconVSR and VRT.
+"""SpyNet: spatial-pyramid optical flow (Ranjan & Black, CVPR 2017), as used by BasicVSR, IconVSR, VRT and
+BasicVSR++.
 
 Parameter names follow BasicSR (``basic_module.{level}.basic_module.{i}``, buffers ``mean``/``std``),
-so official checkpoints load without conversion.
+so official checkpoints load without conversion. ``MMagicSpyNet`` is the same network under mmagic's
+names (each convolution an mmcv ``ConvModule``: ``basic_module.{level}.basic_module.{j}.conv``), as the
+BasicVSR++ checkpoints store it.
 """
 
 from __future__ import annotations
@@ -34,12 +37,39 @@ class BasicModule(nn.Module):
         return self.basic_module(x)
 
 
+class ConvModule(nn.Module):
+    """mmcv's ``ConvModule`` without normalisation: a convolution (key ``conv``), then ReLU if ``relu``."""
+
+    def __init__(self, in_channels: int, out_channels: int, relu: bool = True):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 7, 1, 3)
+        self.relu = relu
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        return F.relu(x) if self.relu else x
+
+
+class MMagicBasicModule(nn.Module):
+    """``BasicModule`` under mmagic's names: five ``ConvModule``s, ReLU after all but the last."""
+
+    def __init__(self):
+        super().__init__()
+        chans = (8, 32, 64, 32, 16, 2)
+        self.basic_module = nn.Sequential(*(ConvModule(chans[i], chans[i + 1], relu=i < 4) for i in range(5)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.basic_module(x)
+
+
 class SpyNet(nn.Module):
     """Coarse-to-fine flow over a six-level average-pooling pyramid; ImageNet-normalised input."""
 
+    level_module: type[nn.Module] = BasicModule
+
     def __init__(self, load_path: str | None = None):
         super().__init__()
-        self.basic_module = nn.ModuleList(BasicModule() for _ in range(LEVELS))
+        self.basic_module = nn.ModuleList(self.level_module() for _ in range(LEVELS))
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
         if load_path:
@@ -86,53 +116,27 @@ class SpyNet(nn.Module):
         return flow
 
 
-# ---------------------------------------------------------------------------------------------
-# mmagic's (mmediting's) SPyNet: the same network under other parameter names. Each convolution sits in mmcv's
-# ``ConvModule`` (key ``conv``), so the keys are ``basic_module.{level}.basic_module.{i}.conv.weight`` with i = 0..4
-# (BasicSR: ``basic_module.{level}.basic_module.{0,2,4,6,8}.weight``). Its coarsest level starts from a zero flow of
-# size/32 where BasicSR upsamples a zero flow of size/64 to it: the same zeros, so the flows are the same.
-
-
-class ConvModule(nn.Module):
-    """mmcv's ``ConvModule`` without normalisation: a convolution (key ``conv``), then ReLU unless ``act`` is off."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int, act: bool = True):
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, 1, padding)
-        self.activate = nn.ReLU(inplace=True) if act else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.activate(self.conv(x))
-
-
-class MMagicBasicModule(nn.Module):
-    """One pyramid level with mmagic's keys: five 7x7 ``ConvModule``s, ReLU after all but the last."""
-
-    def __init__(self):
-        super().__init__()
-        chans = (8, 32, 64, 32, 16, 2)
-        self.basic_module = nn.Sequential(*(ConvModule(chans[i], chans[i + 1], 7, 3, act=i < 4) for i in range(5)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.basic_module(x)
-
-
 class MMagicSpyNet(SpyNet):
-    """SpyNet with mmagic's parameter names (``mmagic.models.editors.basicvsr.basicvsr_net.SPyNet``).
+    """SpyNet with mmagic's parameter names (``SPyNet`` of mmagic's ``basicvsr_net.py``): the same computation.
+    Its coarsest level starts from a zero flow of size/32 where BasicSR upsamples a zero flow of size/64 to it: the
+    same zeros, so the flows are the same.
 
-    ``pretrained``: a local mmagic SPyNet checkpoint (``{'state_dict': ...}`` or a plain state dict), loaded
-    strictly; mmagic's files hold no ``mean``/``std`` (they are constants), which keep their values here."""
+    ``load_path``: a local SpyNet checkpoint to load strictly: a plain state dict or one inside ``state_dict`` /
+    ``params``; mmagic's files may hold no ``mean``/``std`` (constants), which then keep their values here.
+    """
 
-    def __init__(self, pretrained: str | None = None):
-        super().__init__()
-        self.basic_module = nn.ModuleList(MMagicBasicModule() for _ in range(LEVELS))
-        if pretrained is not None:
-            if not isinstance(pretrained, str):
-                raise TypeError(f"pretrained must be a file path or None, got {type(pretrained).__name__}")
-            if "://" in pretrained:
-                raise ValueError(f"SpyNet weights must be a local file here, not a URL: {pretrained}")
-            sd = torch.load(pretrained, map_location="cpu", weights_only=True)
-            sd = dict(sd.get("state_dict", sd))
+    level_module = MMagicBasicModule
+
+    def __init__(self, load_path: str | None = None):
+        super().__init__(None)
+        if load_path:
+            if not isinstance(load_path, str):
+                raise TypeError(f"SpyNet weights must be a file path or None, got {type(load_path).__name__}")
+            if "://" in load_path:
+                raise ValueError(f"SpyNet weights must be a local file here, not a URL: {load_path}")
+            sd = torch.load(load_path, map_location="cpu", weights_only=True)
+            for key in ("state_dict", "params"):
+                sd = sd.get(key, sd)
             sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
             sd.setdefault("mean", self.mean)
             sd.setdefault("std", self.std)
