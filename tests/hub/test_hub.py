@@ -41,6 +41,8 @@ CASES = {
     "vrt_small_x4_pa4": "vrt",
     "vrt_small_x4_pa6": "vrt",
     "vrt_small_x4_dcn_offsets": "vrt",
+    "mmagic_basicvsrpp_dcn_offsets": "basicvsrpp",  # also tests/models/test_basicvsrpp.py (the offset layout)
+    "mmagic_basicvsrpp_hr_input": "basicvsrpp",
 }
 
 
@@ -52,13 +54,8 @@ NOT_CHECKPOINTS = {
     "train_basicvsr_step": "tests/train/test_train_golden.py (the trainer through configs/train/basicvsr_reds.yml)",
     "train_edvr_step": "tests/train/test_train_golden.py (the trainer, edvr_m_reds.yml), tests/models/test_dcn.py",
     "rlsp_tf_official": "tests/models/test_rlsp_released.py, tests/hub/test_tf_checkpoints.py",
-    # pending: each is covered in the issue it belongs to (by title)
     "mmagic_realbasicvsr": "tests/models/test_realbasicvsr.py (output, lqs_clean, output_thres255; by file and name)",
     "mmagic_blur_kernels": "tests/data/test_realworld.py (the real-world pipeline's kernels)",
-    "mmagic_basicvsrpp_dcn_offsets": "pending: BasicVSR++: the strongest model of the BasicVSR family, with its "
-    "released weights and restoration models",
-    "mmagic_basicvsrpp_hr_input": "pending: BasicVSR++: the strongest model of the BasicVSR family, with its "
-    "released weights and restoration models",
 }
 
 

@@ -222,3 +222,26 @@ def test_release_table():
     assert rel["basicvsrpp-vimeo-bd"]["published"]["Vid4 BDx4 PSNR Y"] == 29.04
     assert rel["basicvsrpp-ntire-vsr"]["kwargs"] == {"mid_channels": 128, "num_blocks": 25, "is_low_res_input": True}
     assert rel["basicvsrpp-deblur-dvd"]["kwargs"] == {"mid_channels": 64, "num_blocks": 15, "is_low_res_input": False}
+
+
+def test_released_names_and_recognition_tell_the_variants_apart():
+    """Every release resolves by name with its URL and the sha256 prefix of its official file name; recognition from
+    keys tells c64n7 from c128n25 and the low-resolution input from the same-size restoration variant."""
+    from vsrkit.hub.detect import detect
+    from vsrkit.models.registry import get_entry
+
+    names = {"basicvsrpp-reds4": (64, 7, True), "basicvsrpp-vimeo-bi": (64, 7, True),
+             "basicvsrpp-vimeo-bd": (64, 7, True), "basicvsrpp-ntire-vsr": (128, 25, True),
+             "basicvsrpp-ntire-decompress-t1": (128, 25, False), "basicvsrpp-ntire-decompress-t2": (128, 25, False),
+             "basicvsrpp-ntire-decompress-t3": (128, 25, False), "basicvsrpp-deblur-dvd": (64, 15, False),
+             "basicvsrpp-deblur-gopro": (64, 15, False), "basicvsrpp-denoise": (64, 15, False)}
+    for name, (mid, blocks, low_res) in names.items():
+        family, entry = get_entry(name)
+        assert family.name == "basicvsrpp" and entry.arch == "BasicVSRPlusPlus"
+        w = entry.weights
+        assert w.url.startswith("https://download.openmmlab.com/") and w.url.endswith(w.filename)
+        assert len(w.sha256) == 8 and w.filename.removesuffix(".pth").endswith(w.sha256)
+        with torch.device("meta"):
+            sd = BasicVSRPlusPlus(**entry.kwargs).state_dict()
+        assert detect(sd, w.filename) == ("basicvsrpp", "BasicVSRPlusPlus",
+                                          {"mid_channels": mid, "num_blocks": blocks, "is_low_res_input": low_res})

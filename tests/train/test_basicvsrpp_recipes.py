@@ -45,16 +45,7 @@ def test_saved_kwargs_leave_out_the_pretrained_spynet_file():
     assert export_kwargs({"mid_channels": 8, "spynet_pretrained": "spynet.pth", "spynet_path": "x"}) == {"mid_channels": 8}
 
 
-@pytest.fixture
-def registered(monkeypatch):
-    """BasicVSR++ known to the trainer. Until the family registry lands (vsrkit.models.registry), the trainer finds
-    classes through hub.registry.FAMILIES; with the registry, this is models/__init__.py's register() line."""
-    from vsrkit.hub import registry
-
-    monkeypatch.setitem(registry.FAMILIES, "basicvsrpp", "vsrkit.models.basicvsrpp")
-
-
-def test_loss_falls_on_crops_of_a_real_clip(registered, tmp_path):
+def test_loss_falls_on_crops_of_a_real_clip(tmp_path):
     from vsrkit.data.datasets import TrainDataset
     from vsrkit.train.loop import Trainer
 

@@ -33,11 +33,15 @@ exactly as one sequence, as the published numbers were made.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from vsrkit.errors import VsrkitError
 from vsrkit.models.basicvsr import ConvResidualBlocks
+from vsrkit.models.family import Family, ModelEntry, Rule, WeightsSource, count_blocks
 from vsrkit.models.layers.common import flow_warp, stack_frames, zeros_frame
 from vsrkit.models.layers.dcn import ModulatedDeformConv2d, deform_conv2d
 from vsrkit.models.layers.spynet import MMagicSpyNet
@@ -471,3 +475,56 @@ RELEASES = {
         "the arguments; the URL follows the other releases' place and is not confirmed by an official listing",
     ),
 }
+
+
+def detect_basicvsrpp(state_dict: Mapping[str, torch.Tensor], filename: str | None = None) -> tuple[str, dict] | None:
+    """Recognise an mmagic BasicVSR++ checkpoint (after the container is unwrapped): ``mid_channels`` from the first
+    propagation branch, ``num_blocks`` from its residual blocks, and the input: a low-resolution model extracts
+    features with residual blocks (``feat_extract.main``), a same-size restoration model with two strided
+    convolutions first (``feat_extract.0``, ``feat_extract.2``, ``feat_extract.4.main``)."""
+    first = state_dict.get("backbone.backward_1.main.0.weight")
+    if first is None or "deform_align.backward_1.conv_offset.0.weight" not in state_dict:
+        return None
+    mid = int(first.shape[0])
+    if "feat_extract.main.0.weight" in state_dict:
+        low_res = True
+    elif "feat_extract.0.weight" in state_dict and "feat_extract.4.main.0.weight" in state_dict:
+        low_res = False
+    else:
+        raise VsrkitError(f"{filename or 'checkpoint'}: a BasicVSR++ checkpoint whose feat_extract is neither the "
+                          "low-resolution nor the strided variant")
+    blocks = count_blocks(state_dict, "backbone.backward_1.main.2.")
+    for branch in ("forward_1", "backward_2", "forward_2"):
+        if count_blocks(state_dict, f"backbone.{branch}.main.2.") != blocks:
+            raise VsrkitError(f"{filename or 'checkpoint'}: BasicVSR++ branch {branch} has another number of blocks "
+                              f"than backward_1 ({blocks}): cannot tell num_blocks")
+    return "BasicVSRPlusPlus", {"mid_channels": mid, "num_blocks": blocks, "is_low_res_input": low_res}
+
+
+def _entry(name: str, r: dict) -> ModelEntry:
+    clip = r["protocol"].get("clip")
+    return ModelEntry(
+        name,
+        r["arch"],
+        dict(r["kwargs"]),
+        WeightsSource(filename=r["file"], sha256=r["sha256"], url=r["url"], licence=r["licence"]),
+        summary=r["summary"] + (f"; {r['note']}" if r["note"] else ""),
+        protocol=Protocol(clip=clip, clip_overlap=CHUNK_OVERLAP) if clip else None,
+    )
+
+
+ENTRIES: tuple[ModelEntry, ...] = (
+    ModelEntry("basicvsrpp", "BasicVSRPlusPlus", {},
+               summary="BasicVSR++ x4, mmagic's defaults (64 features, 7 blocks), random weights"),
+    *(_entry(name, r) for name, r in RELEASES.items()),
+)
+
+FAMILY = Family(
+    "basicvsrpp",
+    ENTRIES,
+    rules=(Rule(("backbone.backward_1.main.0.weight", "deform_align.backward_1.conv_offset.0.weight"),
+                detect_basicvsrpp),),
+    # mmagic's BasicVSR++ configs: SpyNet at 1/4 of the rate (paramwise_cfg spynet lr_mult 0.25) and frozen for the
+    # first fix_iter iterations (how long: the recipe's freeze.until)
+    training={"optim": {"lr_mul": {"spynet": 0.25}}, "freeze": {"keys": ["spynet"]}},
+)
