@@ -84,3 +84,18 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+# Results (shared 2-core CPU, load average 9-10; --size 320x180 --frames 2 --repeats 2 --threads 2):
+#   320x180, 2 frames a call, 2 threads, fp32; load average (9.19580078125, 7.52783203125, 7.17041015625)
+#   repeat 0: BasicVSR++ c64n7 31.64 s/frame, BasicVSR 64f 30b 18.66 s/frame; load 10.5
+#   repeat 1: BasicVSR++ c64n7 21.53 s/frame, BasicVSR 64f 30b 17.53 s/frame; load 9.2
+#   BasicVSR++ c64n7: median 26.583 s/frame over 2 repeats ([31.636400912000227, 21.53026655199983])
+#   BasicVSR 64f 30b: median 18.095 s/frame over 2 repeats ([18.659328121999806, 17.530177477000052])
+#   ratio BasicVSR++ / BasicVSR: 1.47x
+#   BasicVSR++ parts in one call (45.42 s):
+#     deform_align: 17.45 s (38.4 %)
+#     backbone (propagation trunks): 10.48 s (23.1 %)
+#     reconstruction + upsampling: 9.61 s (21.2 %)
+#     spynet: 3.95 s (8.7 %)
+#     feat_extract: 1.45 s (3.2 %)
+#   load average at the end (8.7587890625, 9.0830078125, 8.1015625)
