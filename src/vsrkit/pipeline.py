@@ -29,6 +29,7 @@ import torch
 from vsrkit._version import __version__
 from vsrkit.atomic import write_atomic
 from vsrkit.errors import VsrkitError
+from vsrkit.hub.advice import compression_hint
 from vsrkit.hub.loader import load_model
 from vsrkit.hub.registry import FAST_MODEL, default_model
 from vsrkit.infer import engine
@@ -140,6 +141,9 @@ def upscale_file(
                     if cfg.device.type == "cpu":
                         say(f"no GPU: {model} takes seconds a frame on a CPU; --fast ({FAST_MODEL}) is about "
                             f"30x faster, at lower quality")
+                hint = compression_hint(info, model if isinstance(model, str) else None)
+                if hint:
+                    say(hint)
                 net = model if isinstance(model, torch.nn.Module) else load_model(model, weights=weights, progress=progress is not False)
             spec = net.spec
             n_est = info.num_frames if max_frames is None else min(max_frames, info.num_frames or max_frames)

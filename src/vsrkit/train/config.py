@@ -20,6 +20,11 @@ BasicVSR's ``optim.lr_mul: {spynet: 0.125}`` and ``freeze.keys: [spynet, edvr]``
     scheduler: {type: cosine_restart, periods: [300000], restart_weights: [1], eta_min: 1.0e-7}
     freeze: {keys: [spynet, edvr], until: 5000}
     loss: {type: charbonnier, eps: 1.0e-12, reduction: mean}
+
+Two optional sections train a GAN (RealBasicVSR's second stage; absent: no perceptual loss, no discriminator)::
+
+    perceptual: {layer_weights: {"2": 0.1, "7": 0.1, "16": 1.0, "25": 1.0, "34": 1.0}, weight: 1.0}
+    gan: {discriminator: {mid_channels: 64}, weight: 5.0e-2, lr: 1.0e-4, betas: [0.9, 0.99]}
 """
 
 from __future__ import annotations
@@ -45,6 +50,9 @@ REDUCTIONS = ("mean", "sum", "sample")
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULERS = ("cosine_restart", "constant")
 PRECISIONS = ("fp32", "bf16", "fp16")
+GAN_TYPES = ("vanilla",)
+DISCRIMINATORS = ("UNetDiscriminatorWithSpectralNorm",)
+VGG_WEIGHTS = ("imagenet", "random")
 
 
 @dataclass
@@ -134,6 +142,41 @@ class LossCfg:
     reduction: str = "mean"  # mean (every element) | sum | sample (sum over each sample, mean over the batch)
     weight: float = 1.0
     value_range: float = 1.0  # the pixel scale the loss sees (RLSP's official code: 255)
+    # RealBasicVSR's cleaning loss: L1 (mean) between the cleaned LR clip and the pixel target shrunk x1/scale with
+    # area interpolation, times this weight; 0: none (networks that return their cleaned input: return_lqs)
+    cleaning_weight: float = 0.0
+    # the pixel (and cleaning) target is the unsharp-masked ground truth (mmagic is_use_sharpened_gt_in_pixel)
+    sharpened_gt: bool = False
+
+
+@dataclass
+class PerceptualCfg:
+    """A perceptual loss on VGG-19 features (mmagic's PerceptualLoss without its style term)."""
+
+    layer_weights: dict[str, float]  # layer index in VGG-19's ``features`` (torchvision's numbering) -> weight
+    weight: float = 1.0  # perceptual_weight
+    criterion: str = "l1"  # l1 | mse, between the features (mean over elements)
+    use_input_norm: bool = True  # ImageNet mean/std normalisation of the [0, 1] input
+    # imagenet: torchvision's published ImageNet weights through the hub (sha256-checked); random: untrained (tests);
+    # or a local file holding ``features.N.*`` keys
+    vgg_weights: str = "imagenet"
+    sharpened_gt: bool = False  # compare with the unsharp-masked ground truth (is_use_sharpened_gt_in_percep)
+
+
+@dataclass
+class GanCfg:
+    """An adversarial loss against a discriminator trained alongside, with an Adam optimizer of its own."""
+
+    lr: float
+    arch: str = "UNetDiscriminatorWithSpectralNorm"
+    discriminator: dict[str, Any] = field(default_factory=dict)  # its constructor arguments
+    type: str = "vanilla"  # vanilla: binary cross-entropy on logits
+    weight: float = 1.0  # of the generator's adversarial term (the discriminator's loss is not weighted)
+    real_label: float = 1.0
+    fake_label: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 0.0
+    sharpened_gt: bool = False  # the "real" images are the unsharp-masked ground truth (is_use_sharpened_gt_in_gan)
 
 
 @dataclass
@@ -151,6 +194,8 @@ class Config:
     scheduler: SchedulerCfg = field(default_factory=SchedulerCfg)
     freeze: FreezeCfg = field(default_factory=FreezeCfg)
     loss: LossCfg = field(default_factory=LossCfg)
+    perceptual: PerceptualCfg | None = None
+    gan: GanCfg | None = None
 
 
 # -------------------------------------------------------------------------------------------- validation
@@ -281,6 +326,24 @@ def _check(cfg: Config) -> None:
         if not s.periods or len(s.periods) != len(s.restart_weights):
             raise VsrkitError("config: scheduler.periods and scheduler.restart_weights must be non-empty lists "
                               "of the same length")
+    if cfg.perceptual is not None:
+        _choice(cfg.perceptual.criterion, ("l1", "mse"), "perceptual.criterion")
+        if not cfg.perceptual.layer_weights:
+            raise VsrkitError("config: perceptual.layer_weights must name at least one VGG-19 layer")
+        from vsrkit.models.vgg import vgg19_layers
+
+        total = len(vgg19_layers())
+        for k in cfg.perceptual.layer_weights:
+            if not (k.isdigit() and int(k) < total):
+                raise VsrkitError(f"config: perceptual.layer_weights key {k!r} is not a VGG-19 features index "
+                                  f"(0..{total - 1})")
+    if cfg.gan is not None:
+        _choice(cfg.gan.type, GAN_TYPES, "gan.type")
+        _choice(cfg.gan.arch, DISCRIMINATORS, "gan.arch")
+        if len(cfg.gan.betas) != 2:
+            raise VsrkitError(f"config: gan.betas must be two numbers, got {cfg.gan.betas}")
+        if cfg.train.precision == "fp16":
+            raise VsrkitError("config: train.precision fp16 is not supported with a gan section (use bf16 or fp32)")
     if len(cfg.optim.betas) != 2:
         raise VsrkitError(f"config: optim.betas must be two numbers, got {cfg.optim.betas}")
     for key, v in (("train.total_iter", cfg.train.total_iter), ("train.batch_size", cfg.train.batch_size)):
