@@ -27,7 +27,7 @@ import torch
 
 import vsrkit
 from vsrkit.hub.download import package_file
-from vsrkit.hub.registry import get_entry
+from vsrkit.models.registry import get_entry
 from vsrkit.infer import make_config, twopass
 from vsrkit.infer.colour import image_to_item, item_to_image
 from vsrkit.infer.tiling import Runner

@@ -49,7 +49,7 @@ import torch.nn.functional as F
 
 import vsrkit
 from vsrkit.hub.loader import build
-from vsrkit.hub.registry import get_entry
+from vsrkit.models.registry import get_entry
 from vsrkit.infer.runtime import bf16_speedup, native_bf16_unit
 from vsrkit.models.basicvsr import backward_pass, forward_pass
 from vsrkit.models.layers.common import ResidualBlockNoBN
@@ -75,7 +75,7 @@ def make_model(name: str) -> torch.nn.Module:
         model = vsrkit.load_model(name, progress=False)
         model.weights_note = "pretrained" if entry.weights is not None else "random"
     except vsrkit.VsrkitError:
-        model = build(family, entry.arch, dict(entry.kwargs)).eval()
+        model = build(family.name, entry.arch, dict(entry.kwargs)).eval()
         model.weights_note = "random"
     return model.eval()
 
@@ -202,13 +202,11 @@ def official_model(kind: str, root: Path | None, ours: torch.nn.Module) -> torch
 
 
 def _official_kwargs(kind: str, ours: torch.nn.Module) -> dict:
-    from vsrkit.hub.registry import TABLES
+    from vsrkit.hub.registry import all_entries
 
-    name = getattr(ours, "model_name", "")
-    for table in TABLES.values():
-        for e in table:
-            if e.name == name:
-                return dict(e.kwargs)
+    for _, e in all_entries():
+        if e.name == ours.spec.name:
+            return dict(e.kwargs)
     return {}
 
 

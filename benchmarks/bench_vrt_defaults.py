@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from vsrkit.hub.registry import get_entry
+from vsrkit.models.registry import get_entry, network_class
 from vsrkit.pipeline import upscale_file
 
 FRAMES = Path(__file__).resolve().parents[2] / "shared" / "data" / "frames" / "reds_demo_000_lr"
@@ -28,8 +28,8 @@ def main() -> None:
     ap.add_argument("--model", default="vrt-reds-6f")
     ap.add_argument("--frames", type=int, default=6)
     args = ap.parse_args()
-    module, entry = get_entry(args.model)
-    model = getattr(module, entry.arch)(**entry.kwargs).eval()
+    family, entry = get_entry(args.model)
+    model = network_class(family.name, entry.arch)(**entry.kwargs).eval()
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "lr"
         src.mkdir()

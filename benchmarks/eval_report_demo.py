@@ -12,6 +12,7 @@ curves show a unidirectional recurrent model's weak first frames against bidirec
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -62,7 +63,7 @@ def main() -> None:
 
             name = f"rlsp({Path(weights).stem})"
             net, weights = load_model(weights=args.rlsp_weights), None
-            net.model_name = name
+            net.spec = dataclasses.replace(net.spec, name=name)
         else:
             net = name
         r = evaluate(net, gt, degradation="bi", weights=weights, metrics=("psnr", "ssim", "flicker"),

@@ -27,7 +27,7 @@ from vsrkit.eval.cards import MatlabBicubic, validate, write_heldout_frames
 from vsrkit.hub.cards import HELD_OUT, VALIDATION_FRAMES, card_path
 from vsrkit.hub.checkpoint import load_with_meta, sha256_file
 from vsrkit.hub.download import BUNDLED_DIR
-from vsrkit.hub.registry import get_entry
+from vsrkit.models.registry import get_entry
 
 CLIPS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "clips"
 
@@ -107,7 +107,7 @@ def card(args: argparse.Namespace) -> None:
     sha = sha256_file(card_path(name, ".safetensors"))
     data = {
         "name": name,
-        "family": family,
+        "family": family.name,
         "arch": entry.arch,
         "kwargs": entry.kwargs,
         "params": int(sum(p.numel() for p in __import__("vsrkit").load_model(name).parameters())),

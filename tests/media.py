@@ -118,3 +118,30 @@ def decoded(path: Path) -> tuple[list[np.ndarray], list[int]]:
     with av.open(str(path)) as c:
         frames = list(c.decode(c.streams.video[0]))
     return [f.to_ndarray(format="rgb24") for f in frames], [f.pts for f in frames]
+
+
+def reencode(src: Path, dst: Path, n: int = 10, bit_rate: int | None = None, crf: int | None = None) -> Path:
+    """The first ``n`` frames of a real clip encoded again with libx264 (yuv420p, the source's frame rate), at a
+    target ``bit_rate`` (bits/s) or a constant ``crf``."""
+    with av.open(str(src)) as ic:
+        vs = ic.streams.video[0]
+        rate = vs.average_rate
+        frames = []
+        for f in ic.decode(vs):
+            frames.append(f.to_ndarray(format="rgb24"))
+            if len(frames) == n:
+                break
+    h, w = frames[0].shape[:2]
+    with av.open(str(dst), "w") as c:
+        s = c.add_stream("libx264", rate=rate)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        if bit_rate is not None:
+            s.bit_rate = bit_rate
+        if crf is not None:
+            s.options = {"crf": str(crf)}
+        for img in frames:
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return dst

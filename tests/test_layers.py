@@ -63,3 +63,16 @@ def test_an_upward_import_is_caught_and_named(tmp_path, module, line, offending)
     proc = lint_imports(tmp_path)
     assert proc.returncode != 0, proc.stdout
     assert offending in broken(proc), broken(proc)
+
+
+def test_contributing_tree_is_generated_from_the_code():
+    """CONTRIBUTING.md's package tree is what scripts/layout.py makes of the code: a new or renamed module, or a
+    changed docstring, means running ``python scripts/layout.py --write``."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("layout", root / "scripts" / "layout.py")
+    layout = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(layout)
+    assert layout.block() in (root / "CONTRIBUTING.md").read_text(encoding="utf-8"), \
+        "CONTRIBUTING.md's tree is stale: run python scripts/layout.py --write"

@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 import vsrkit
 from vsrkit import io as video
-from vsrkit.hub.registry import get_entry
+from vsrkit.models.registry import get_entry
 from vsrkit.data.degrade import bi_downscale
 from vsrkit.infer import DEFAULT_CHUNK, DEFAULT_CHUNK_OVERLAP, make_config, upscale_tensor
 from vsrkit.hub.download import package_file

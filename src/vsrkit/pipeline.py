@@ -29,6 +29,7 @@ import torch
 from vsrkit._version import __version__
 from vsrkit.atomic import write_atomic
 from vsrkit.errors import VsrkitError, WorkKeptError
+from vsrkit.hub.advice import compression_hint
 from vsrkit.hub.loader import load_model
 from vsrkit.hub.registry import FAST_MODEL, default_model
 from vsrkit.infer import engine
@@ -145,6 +146,9 @@ def upscale_file(
                     if cfg.device.type == "cpu":
                         say(f"no GPU: {model} takes seconds a frame on a CPU; --fast ({FAST_MODEL}) is about "
                             f"30x faster, at lower quality")
+                hint = compression_hint(info, model if isinstance(model, str) else None)
+                if hint:
+                    say(hint)
                 net = model if isinstance(model, torch.nn.Module) else load_model(model, weights=weights, progress=progress is not False)
             spec = net.spec
             n_est = info.num_frames if max_frames is None else min(max_frames, info.num_frames or max_frames)
@@ -168,7 +172,7 @@ def upscale_file(
                 seg = math.ceil(seg / cfg.chunk) * cfg.chunk  # resume points on block boundaries
             manifest = {
                 "vsrkit": __version__, "input": [str(inp.resolve()), *_file_id(inp)],
-                "model": getattr(net, "model_name", type(net).__name__),
+                "model": net.spec.name or type(net).__name__,
                 "weights": _weights_digest(net), "backend": backend, "device": cfg.device.type,
                 "precision": plan.precision,
                 "tile": cfg.tile, "tile_overlap": cfg.tile_overlap, "chunk": cfg.chunk, "chunk_overlap": cfg.chunk_overlap,

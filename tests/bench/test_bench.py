@@ -88,3 +88,20 @@ def test_cli_bad_options(args, needle):
 
 def test_parse_size():
     assert parse_size("320x180") == (180, 320)
+
+
+def test_basicvsrpp_bench_counts_per_frame():
+    """BasicVSR++ (a sequence model with deformable alignment) benches per frame like BasicVSR."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from vsrkit.models.basicvsrpp import BasicVSRPlusPlus
+
+    net = BasicVSRPlusPlus(mid_channels=8, num_blocks=1).eval()
+    r = bench_model(net, (48, 40), CPU, "fp32", frames=3, warmup=0, repeat=1)  # padded to its 64-pixel minimum
+    assert r["frames_per_call"] == 3 and r["input_shape"] == [1, 3, 3, 64, 64] and r["ms_per_frame"] > 0
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        net(torch.rand(1, 3, 3, 64, 64))
+    assert r["gflop_per_frame"] * 1e9 == pytest.approx(counter.get_total_flops() / 3)
+    # the plain name is mmagic's c64n7 with random weights (released names bench at their protocol's 100 frames)
+    plain = build_model("basicvsrpp")
+    assert (plain.mid_channels, len(plain.backbone["forward_2"].main[2])) == (64, 7)

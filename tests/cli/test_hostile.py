@@ -333,7 +333,7 @@ def test_matroska_output_reports_the_input_frame_rate(tmp_path, rate):
 def test_offline_run_says_which_file_to_copy_where(tmp_path):
     from media import child_env, run_child
 
-    from vsrkit.hub.registry import get_entry
+    from vsrkit.models.registry import get_entry
 
     w = get_entry("edvr-m-reds")[1].weights
     src = make_clip(tmp_path / "clip.mp4", n=2)

@@ -19,7 +19,9 @@ from vsrkit.cli.main import main  # noqa: E402
 from vsrkit.errors import VsrkitError  # noqa: E402
 from vsrkit.export.onnx import OnnxModel, export_onnx  # noqa: E402
 from vsrkit.infer import make_config, upscale_tensor  # noqa: E402
+from vsrkit.hub.checkpoint import load_state_dict, load_strict  # noqa: E402
 from vsrkit.models.basicvsr import IconVSR  # noqa: E402
+from vsrkit.models.basicvsrpp import BasicVSRPlusPlus  # noqa: E402
 from vsrkit.models.edgesr import build as build_esr  # noqa: E402
 from vsrkit.models.vrt import VRT  # noqa: E402
 
@@ -108,6 +110,20 @@ def test_vrt_exports_a_fixed_clip(tmp_path):
     model = VRT(**kw).eval()
     out = export_onnx(model, tmp_path / "vrt.onnx", size=40, frames=2, deform_op=True)
     assert out["max_abs_error"] <= 1e-4
+
+
+def test_basicvsrpp_exports_a_fixed_clip_with_live_offsets(tmp_path):
+    """BasicVSR++ (the golden case with live offsets in every alignment module) as a clip model: onnxruntime gives
+    mmagic's output; the clip overlap is capped to what a 5-frame clip allows."""
+    meta, io, d = load_case("mmagic_basicvsrpp_dcn_offsets")
+    model = BasicVSRPlusPlus(**meta["kwargs"]).eval()
+    load_strict(model, load_state_dict(d / "weights.pth"), source=str(d))
+    out = export_onnx(model, tmp_path / "basicvsrpp.onnx", size=64, frames=5)
+    scale = float(io["output"].abs().max())
+    assert out["max_abs_error"] <= 1e-5 * scale
+    onnx_model = OnnxModel(tmp_path / "basicvsrpp.onnx")
+    assert onnx_model.spec.protocol.clip == 5 and onnx_model.spec.protocol.clip_overlap == 2
+    assert_close(onnx_model(io["input"]), io["output"], tol=1e-4 * scale)
 
 
 def test_files_that_are_not_vsrkit_exports_are_refused(tmp_path):

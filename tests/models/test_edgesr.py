@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from golden import assert_close, load_case
-from vsrkit.hub import pretrained
-from vsrkit.hub.detect import detect, detect_edgesr
-from vsrkit.hub.registry import get_entry
+from vsrkit.hub.detect import detect
+from vsrkit.models.edgesr import FAMILY, detect_edgesr
+from vsrkit.models.registry import get_entry
 from vsrkit.hub.checkpoint import load_state_dict, load_strict
 from vsrkit.errors import VsrkitError
 from vsrkit.models import edgesr
@@ -53,7 +53,7 @@ def test_golden_cases_all_listed():
 
 
 def test_contract_attributes():
-    for entry in pretrained.EDGESR:
+    for entry in FAMILY.entries:
         model = getattr(edgesr, entry.arch)(**entry.kwargs)
         assert model.spec.temporal == Temporal("frame")
         assert model.spec.channels == 1 and model.spec.size_multiple == 1
@@ -61,7 +61,7 @@ def test_contract_attributes():
         assert model.spec.scale == int(entry.kwargs["model_id"].split("_")[1][1:])
         with torch.device("meta"):  # `vsrkit models` builds them on the meta device
             getattr(edgesr, entry.arch)(**entry.kwargs)
-    names = {e.name for e in pretrained.EDGESR}
+    names = {e.name for e in FAMILY.entries}
     assert {f"{n}-x{s}" for n in ("esr-max", "esr-tm", "esr-tr", "esr-cnn", "espcn", "fsrcnn", "bicubic")
             for s in (2, 3, 4)} | {"espcn-fast-x2", "espcn-fast-x4"} == names  # + vsrkit's own bundled ESPCNs
     # the scale is in the name; a plain name is the x4 model

@@ -9,8 +9,8 @@ from compare import assert_close_rel
 from golden import assert_close, load_case
 from vsrkit.hub.checkpoint import load_state_dict, load_strict
 from vsrkit.errors import VsrkitError
-from vsrkit.hub import pretrained
-from vsrkit.hub.detect import convert_state_dict, detect_edvr as detect
+from vsrkit.models import edvr as pretrained
+from vsrkit.models.edvr import convert_state_dict, detect_edvr as detect
 from vsrkit.models.edvr import EDVR, PCDAlignment, TSAFusion, forward_sliding, upsample_in_strips
 
 CASES = ["edvr_m_tsa", "edvr_m_notsa", "edvr_predeblur_hrin", "edvr_small_dcn_offsets"]
@@ -90,7 +90,7 @@ def test_contract_attributes():
     # the end padding is the protocol of the released models, not an argument of the network
     assert pretrained.default_protocol("EDVR", {}).end_padding == "reflection_circle"
     assert pretrained.default_protocol("EDVR", {"with_predeblur": True}).end_padding == "replicate"
-    assert {e.name: e.protocol.end_padding for e in pretrained.EDVR if e.weights}["edvr-m-reds"] == "reflection_circle"
+    assert {e.name: e.protocol.end_padding for e in pretrained.FAMILY.entries if e.weights}["edvr-m-reds"] == "reflection_circle"
     with pytest.raises(ValueError):
         EDVR(hr_in=True, with_predeblur=False)
     with pytest.raises(ValueError):
@@ -190,14 +190,14 @@ def test_convert_original_names_round_trip(kw):
 
 
 def test_models_entries():
-    names = [e.name for e in pretrained.EDVR]
+    names = [e.name for e in pretrained.FAMILY.entries]
     assert len(names) == len(set(names))
-    for e in pretrained.EDVR:
+    for e in pretrained.FAMILY.entries:
         assert e.arch == "EDVR" and e.name.startswith("edvr")
         if e.weights:
             assert e.weights.url and "drive.usercontent.google.com" in e.weights.url
             assert e.weights.filename.split("-")[-1].startswith(e.weights.sha256)
-    lbig = next(e for e in pretrained.EDVR if e.name == "edvr-l")
+    lbig = next(e for e in pretrained.FAMILY.entries if e.name == "edvr-l")
     m = EDVR(**lbig.kwargs)
     n = sum(p.numel() for p in m.parameters())
     assert 20e6 < n < 21e6  # EDVR-L has ~20.7 M parameters

@@ -7,9 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from golden import assert_close, load_case
-from vsrkit.hub import pretrained
-from vsrkit.hub.detect import detect_rlsp
-from vsrkit.hub.registry import get_entry
+from vsrkit.models.registry import get_entry
+from vsrkit.models.rlsp import FAMILY, detect_rlsp
 from vsrkit.hub.checkpoint import load_state_dict, load_strict
 from vsrkit.errors import VsrkitError
 from vsrkit.models.rlsp import RLSP, shuffle_down, shuffle_up
@@ -139,7 +138,7 @@ def test_ablations(kw, n_in):
 
 
 def test_detect_defaults_and_other_families():
-    for entry in pretrained.RLSP:
+    for entry in FAMILY.entries:
         if entry.name in ("rlsp-7-256", "rlsp-7-256-y"):
             continue  # large; same code path
         model = RLSP(**entry.kwargs)
@@ -160,13 +159,13 @@ def test_detect_defaults_and_other_families():
 
 
 def test_presets_and_params():
-    names = {e.name for e in pretrained.RLSP}
+    names = {e.name for e in FAMILY.entries}
     assert {"rlsp", "rlsp-7-48", "rlsp-7-64", "rlsp-7-128", "rlsp-7-256", "rlsp-7-64-y"} <= names
     _, entry = get_entry("rlsp-7-64-y")
     model = RLSP(**entry.kwargs)
     assert (model.filters, model.state_dim, model.spec.channels, model.in_channels) == (64, 64, 1, 1)
     assert model.conv1.in_channels == 3 + 16 + 64
-    for e in pretrained.RLSP:
+    for e in FAMILY.entries:
         with torch.device("meta"):  # `vsrkit models` builds them on the meta device
             assert RLSP(**e.kwargs).spec.scale == 4
     default = RLSP()

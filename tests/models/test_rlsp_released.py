@@ -11,7 +11,10 @@ import torch.nn.functional as F
 
 from compare import assert_close_rel
 from golden import assert_close, load_case
-from vsrkit.hub.detect import convert_rlsp_released, convert_tf_checkpoint, detect, detect_rlsp_released
+from vsrkit.hub.detect import detect
+from vsrkit.hub.download import convert_tf_checkpoint
+from vsrkit.models.rlsp import detect_rlsp_released
+from vsrkit.models.rlsp_keys import convert_rlsp_released
 from vsrkit.models.rlsp import RELEASED_Y_WEIGHTS, RLSP, RLSPReleased, studio_y
 from vsrkit.models.spec import Protocol
 
@@ -127,7 +130,7 @@ def test_engine_every_frame_replicated_ends(case, name):
 @pytest.mark.parametrize("name", list(CKPTS))
 def test_engine_official_protocol_no_end_padding(case, name):
     """``Protocol(end_padding="none")``: the official evaluation, T-2 outputs for frames 1..T-2."""
-    from vsrkit.hub.pretrained import RLSP_RELEASED_EVAL
+    from vsrkit.models.rlsp import RLSP_RELEASED_EVAL
     from vsrkit.infer.engine import upscale_tensor
     from vsrkit.infer.runtime import make_config
 
@@ -161,13 +164,13 @@ def test_colour_output_keeps_the_chroma_of_the_bicubic_upscale(case):
 
 def test_named_configurations():
     from vsrkit.hub.loader import describe_entry
-    from vsrkit.hub.registry import get_entry
+    from vsrkit.models.registry import get_entry
 
     for f in (48, 64, 128, 256):
         family, entry = get_entry(f"rlsp-7-{f}-released")
-        assert family == "rlsp" and entry.arch == "RLSPReleased" and entry.protocol.end_padding == "replicate"
+        assert family.name == "rlsp" and entry.arch == "RLSPReleased" and entry.protocol.end_padding == "replicate"
         assert (entry.weights is None) == (f == 256)
-        row = describe_entry(family, entry)
+        row = describe_entry(family.name, entry)
         assert (row["scale"], row["channels"], row["temporal"]) == ("x4", "RGB", "recurrent (3 frames, 1 ahead)")
         with torch.device("meta"):
             m = RLSPReleased(**entry.kwargs)
@@ -182,7 +185,7 @@ def test_named_configurations():
 def test_uint8_frames_give_the_official_rgb_frames(case):
     """uint8 RGB in, uint8 RGB out through the engine's colour edges, official protocol: close to the PNGs the
     official script writes (their chroma is upscaled by skimage's spline, ours bicubically: a few levels)."""
-    from vsrkit.hub.pretrained import RLSP_RELEASED_EVAL
+    from vsrkit.models.rlsp import RLSP_RELEASED_EVAL
     from vsrkit.infer.engine import upscale_frames
 
     _meta, io, d = case

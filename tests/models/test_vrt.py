@@ -11,8 +11,7 @@ from compare import assert_close_rel
 from golden import GOLDEN, assert_close, load_case
 from vsrkit.hub.checkpoint import load_state_dict, load_strict
 from vsrkit.models import vrt as vrt_mod
-from vsrkit.hub.detect import detect_vrt as detect
-from vsrkit.hub.pretrained import VRT as MODELS
+from vsrkit.models.vrt import ENTRIES as MODELS, detect_vrt as detect
 from vsrkit.models.vrt import VRT
 
 GOLDEN_CASES = ["vrt_small_x4", "vrt_small_x4_pa4", "vrt_small_x4_pa6", "vrt_small_x4_dcn_offsets"]

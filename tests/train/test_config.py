@@ -8,7 +8,7 @@ import torch
 
 from trainutil import CONFIGS
 from vsrkit.errors import VsrkitError
-from vsrkit.train.config import load_config
+from vsrkit.train.config import from_dict, load_config, read_yaml
 
 TINY = CONFIGS / "tiny_rlsp_clips.yml"
 
@@ -22,7 +22,7 @@ def _one_line(e: pytest.ExceptionInfo) -> str:
 @pytest.mark.parametrize("path", sorted(p.name for p in CONFIGS.glob("*.yml")))
 def test_every_shipped_config_loads_and_builds(path):
     from vsrkit.hub.loader import build
-    from vsrkit.train.loop import find_family
+    from vsrkit.models.registry import family_of_arch as find_family
 
     cfg = load_config(CONFIGS / path)
     with torch.device("meta"):
@@ -72,3 +72,31 @@ def test_overrides():
     cfg = load_config(TINY, ["optim.lr=1e-4", "train.batch_size=3", "data.include=[a.mp4]", "model.kwargs.filters=8"])
     assert cfg.optim.lr == 1e-4 and cfg.train.batch_size == 3 and cfg.data.include == ["a.mp4"]
     assert cfg.model.kwargs["filters"] == 8 and cfg.model.kwargs["layers"] == 3
+
+
+@pytest.mark.parametrize("path", sorted(p.name for p in CONFIGS.glob("*.yml")))
+def test_family_training_defaults_leave_every_shipped_config_as_it_is(path):
+    raw = read_yaml(CONFIGS / path)
+    assert load_config(CONFIGS / path) == from_dict(raw, family_training=False)
+
+
+def test_family_training_defaults_fill_what_a_config_leaves_out(tmp_path):
+    f = tmp_path / "c.yml"
+    base = "name: x\noutput: y\ntrain: {total_iter: 1, batch_size: 1}\n"
+    f.write_text(base + "model: {arch: IconVSR}\noptim: {lr: 1.0e-4}\nfreeze: {until: 5}\n")
+    cfg = load_config(f)
+    assert cfg.optim.lr_mul == {"spynet": 0.125}  # BasicSR's flow_lr_mul, from the basicvsr family
+    assert cfg.freeze.keys == ["spynet", "edvr"] and cfg.freeze.until == 5
+    # the config wins, key by key and whole: an empty lr_mul stays empty, its own freeze keys stay
+    f.write_text(base + "model: {arch: BasicVSR}\noptim: {lr: 1.0e-4, lr_mul: {}}\nfreeze: {keys: [spynet]}\n")
+    cfg = load_config(f)
+    assert cfg.optim.lr_mul == {} and cfg.freeze.keys == ["spynet"]
+    cfg = load_config(f, ["optim.lr_mul={deform: 0.5}", "model.arch=VRT"])
+    assert cfg.optim.lr_mul == {"deform": 0.5} and cfg.freeze.keys == ["spynet"]
+    f.write_text(base + "model: {arch: VRT}\noptim: {lr: 1.0e-4}\n")
+    cfg = load_config(f)
+    assert cfg.optim.lr_mul == {"spynet": 0.125, "deform": 0.125} and cfg.freeze.keys == ["spynet", "deform"]
+    # a family without training defaults: the dataclass defaults
+    f.write_text(base + "model: {arch: RLSP}\noptim: {lr: 1.0e-4}\n")
+    cfg = load_config(f)
+    assert cfg.optim.lr_mul == {} and cfg.freeze.keys == []

@@ -62,16 +62,14 @@ def build_model(name: str, weights: str | os.PathLike | None = None) -> torch.nn
     configuration's architecture with random weights and its protocol (speed does not depend on weights,
     and nothing is downloaded)."""
     from vsrkit.hub.loader import build, load_model
-    from vsrkit.hub.pretrained import default_protocol
-    from vsrkit.hub.registry import get_entry
+    from vsrkit.models.registry import get_entry
 
     if weights is not None:
         return load_model(name, weights=weights, progress=False)
     family, entry = get_entry(name)
-    net = build(family, entry.arch, dict(entry.kwargs)).eval()
-    protocol = entry.protocol or default_protocol(entry.arch, dict(entry.kwargs))
-    net.spec = dataclasses.replace(net.spec, protocol=protocol)
-    net.model_name = entry.name
+    net = build(family.name, entry.arch, dict(entry.kwargs)).eval()
+    protocol = entry.protocol or family.protocol(entry.arch, dict(entry.kwargs))
+    net.spec = dataclasses.replace(net.spec, protocol=protocol, name=entry.name)
     return net
 
 
@@ -233,7 +231,7 @@ def bench_model(
     roof = conv_throughput(device, dtype, warmup, repeat)
     s = net.spec.scale
     return {
-        "model": getattr(net, "model_name", type(net).__name__),
+        "model": net.spec.name or type(net).__name__,
         "kind": net.spec.temporal.describe(),
         "size": f"{w}x{h}",
         "output_size": f"{w * s}x{h * s}",

@@ -7,12 +7,17 @@ import textwrap
 import click
 
 from vsrkit.hub.loader import describe_entry
-from vsrkit.hub.pretrained import PLAIN_SCALE
-from vsrkit.hub.registry import ALIASES, all_entries, get_entry
+from vsrkit.hub.registry import all_aliases, all_entries
+from vsrkit.models.registry import get_entry
 
 WIDTH = 100
-_LEGEND = ("weights: yes = here; download = fetched on first use; random = architecture only (--weights FILE). "
-           f"Plain edge-SR names (esr-tr, espcn, ...) are their x{PLAIN_SCALE} models.")
+
+
+def _legend() -> str:
+    from vsrkit.models.edgesr import PLAIN_SCALE
+
+    return ("weights: yes = here; download = fetched on first use; random = architecture only (--weights FILE). "
+            f"Plain edge-SR names (esr-tr, espcn, ...) are their x{PLAIN_SCALE} models.")
 
 
 def _params(n: int) -> str:
@@ -43,7 +48,7 @@ def models(name: str | None, long_: bool) -> None:
     """List the models: name, scale, what it is for, whether its weights are here. NAME: one model in full."""
     if name is not None:
         family, entry = get_entry(name)
-        for line in _details(describe_entry(family, entry)):
+        for line in _details(describe_entry(family.name, entry)):
             click.echo(line)
         return
     rows = [describe_entry(f, e) for f, e in all_entries()]
@@ -58,6 +63,6 @@ def models(name: str | None, long_: bool) -> None:
     for r in rows:
         click.echo(f"{r['name'].ljust(name_w)}  {r['scale'].ljust(5)}  {r['weights'].ljust(8)}  "
                    f"{_short(r['summary'], WIDTH - fixed)}")
-    aliases = ", ".join(f"{a} = {n}" for a, n in ALIASES.items())
-    for text in (f"aliases: {aliases}", _LEGEND, "`vsrkit models NAME` or `--long`: sources, licences and protocols."):
+    aliases = ", ".join(f"{a} = {n}" for a, n in all_aliases().items())
+    for text in (f"aliases: {aliases}", _legend(), "`vsrkit models NAME` or `--long`: sources, licences and protocols."):
         click.echo(textwrap.fill(text, WIDTH))

@@ -17,7 +17,7 @@ from vsrkit.hub.registry import CPU_DEFAULT_MODEL, DEFAULT_MODEL, FAST_MODEL
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
               help="Output video (.mp4/.mkv/.mov/.m4v), folder for PNG frames (out/ or a name without extension), "
                    "one image for an image in (.png/.jpg/.tif/.bmp), or for a batch the output folder.")
-@click.option("-m", "--model", default=None, help=f"Model name (see `vsrkit models`); default {DEFAULT_MODEL} with a GPU, {CPU_DEFAULT_MODEL} on a CPU.")
+@click.option("-m", "--model", default=None, help=f"Model name (see `vsrkit models`); default {DEFAULT_MODEL}" + ("" if DEFAULT_MODEL == CPU_DEFAULT_MODEL else f" with a GPU, {CPU_DEFAULT_MODEL} on a CPU") + " (--fast: the bundled fast model).")
 @click.option("--fast", is_flag=True, help=f"The fast model trained by vsrkit and shipped with it ({FAST_MODEL}).")
 @click.option("-w", "--weights", type=click.Path(path_type=Path), default=None,
               help="Checkpoint file; alone, the architecture is recognised from it.")

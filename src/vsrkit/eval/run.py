@@ -164,7 +164,7 @@ def evaluate(
     _check_lengths(clips, protocol)
     cfg = make_config(device, precision, tile, say=say)
     if isinstance(model, torch.nn.Module):
-        net, model_name = model, getattr(model, "model_name", type(model).__name__)
+        net, model_name = model, model.spec.name or type(model).__name__
     else:
         net = load_model(model, weights=weights, progress=progress)
         model_name = model if model is not None else f"{type(net).__name__}({Path(weights).name})"

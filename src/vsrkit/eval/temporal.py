@@ -43,7 +43,7 @@ def load_spynet(device: torch.device | str = "cpu", progress: bool = False) -> S
     """SpyNet with the weights of the official BasicVSR REDS4 checkpoint, in eval mode."""
     from vsrkit.hub.checkpoint import load_state_dict
     from vsrkit.hub.download import resolve_weights
-    from vsrkit.hub.registry import get_entry
+    from vsrkit.models.registry import get_entry
 
     _, entry = get_entry(SPYNET_FROM)
     try:

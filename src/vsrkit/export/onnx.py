@@ -155,7 +155,7 @@ def export_onnx(
         out_spec = dataclasses.replace(out_spec, min_size=side)
     meta = {
         "format": FORMAT,
-        "model": getattr(model, "model_name", type(model).__name__),
+        "model": model.spec.name or type(model).__name__,
         "exported_kind": kind,
         "spec": _spec_to_json(out_spec),
         "size": None if dynamic else side,
@@ -248,9 +248,8 @@ class OnnxModel(nn.Module):
         if meta.get("format") != FORMAT:
             raise VsrkitError(f"{self.path}: vsrkit export format {meta.get('format')} is not supported (expected {FORMAT})")
         self.meta = meta
-        self.spec = _spec_from_json(meta["spec"])
+        self.spec = dataclasses.replace(_spec_from_json(meta["spec"]), name=f"{meta['model']} (onnx)")
         self.size: int | None = meta["size"]
-        self.model_name = f"{meta['model']} (onnx)"
         self._inputs = meta["inputs"]
 
     def run(self, *tensors: torch.Tensor) -> list[torch.Tensor]:

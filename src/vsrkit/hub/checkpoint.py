@@ -16,6 +16,7 @@ import torch
 from vsrkit.atomic import write_atomic, write_atomic_text  # noqa: F401 - write_atomic_text: for the hub's callers
 from vsrkit.errors import VsrkitError
 from vsrkit.hub import tfbundle
+from vsrkit.models.family import check_fits  # the one strict key and shape check (recognition uses it too)
 
 # Where the state dict sits inside the official containers, in the order they are tried:
 # BasicSR / VRT {'params': ...} (BasicSR loads 'params' by default), {'params_ema': ...},
@@ -180,27 +181,6 @@ def unwrap_state_dict(obj: object, source: str = "checkpoint") -> dict[str, torc
             sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
             break
     return sd
-
-
-def check_fits(own: Mapping[str, torch.Tensor], state_dict: Mapping[str, torch.Tensor], source: str, what: str) -> None:
-    """The one strict key and shape check: a VsrkitError naming the first missing or unexpected key, or the first
-    shape that differs, between a model's state dict ``own`` (``what`` names the model) and a checkpoint's."""
-    missing = [k for k in own if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in own]
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing key {missing[0]!r}" + (f" (+{len(missing) - 1} more)" if len(missing) > 1 else ""))
-        if unexpected:
-            parts.append(
-                f"unexpected key {unexpected[0]!r}" + (f" (+{len(unexpected) - 1} more)" if len(unexpected) > 1 else "")
-            )
-        raise VsrkitError(f"{source} does not fit {what}: " + ", ".join(parts))
-    for k, v in state_dict.items():
-        if tuple(own[k].shape) != tuple(v.shape):
-            raise VsrkitError(
-                f"{source} does not fit {what}: {k!r} has shape {tuple(v.shape)}, the model expects {tuple(own[k].shape)}"
-            )
 
 
 def load_strict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint",

@@ -14,8 +14,11 @@ from pathlib import Path
 
 from vsrkit.atomic import write_atomic, write_atomic_text
 from vsrkit.errors import VsrkitError
+import torch
+
 from vsrkit.hub.checkpoint import save_safetensors_atomic, sha256_file
-from vsrkit.hub.pretrained import RemoteFile, WeightsSource
+from vsrkit.hub.tfbundle import read_variables
+from vsrkit.models.family import RemoteFile, WeightsSource
 
 log = logging.getLogger(__name__)
 
@@ -197,11 +200,25 @@ def _resolve_converted(name: str, src: WeightsSource, progress: bool) -> Path:
     folder = cache_dir() / Path(src.filename).stem
     files = [_fetch_part(name, part, folder, progress) for part in src.parts]
     if src.convert == "tf-rlsp":
-        from vsrkit.hub.detect import convert_tf_checkpoint
-
         state_dict = convert_tf_checkpoint(files[0])
     else:  # pragma: no cover - a table entry with an unknown conversion is a bug
         raise ValueError(f"unknown conversion {src.convert!r} for {name}")
     save_safetensors_atomic(state_dict, cached)
     log.info("converted %s into %s", ", ".join(f.name for f in files), cached)
     return cached
+
+
+def convert_tf_checkpoint(index_path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A released RLSP TensorFlow checkpoint (its ``.index``, a ``.data`` shard or the prefix) -> ``RLSPReleased``
+    state dict. Only the ``layerN/kernel`` and ``layerN/bias`` tensors are read; the Adam slots are ignored."""
+    from vsrkit.models.rlsp import detect_rlsp_released
+    from vsrkit.models.rlsp_keys import convert_rlsp_released, tf_layers
+
+    sd = read_variables(index_path)
+    if tf_layers(sd) == 0:
+        raise VsrkitError(f"{index_path}: a TensorFlow checkpoint without layerN/kernel variables, not an RLSP one")
+    found = detect_rlsp_released(sd)
+    if found is None:
+        raise VsrkitError(f"{index_path}: a TensorFlow checkpoint that is not a released RLSP model "
+                          f"(variables {', '.join(list(sd)[:4])}, ...)")
+    return convert_rlsp_released(sd)

@@ -19,15 +19,16 @@ from vsrkit.errors import VsrkitError
 from vsrkit.hub.checkpoint import load_state_dict, load_strict, load_with_meta
 from vsrkit.hub.detect import convert, detect
 from vsrkit.hub.download import BUNDLED_DIR, cache_dir, package_file, resolve_weights
-from vsrkit.hub.pretrained import ModelEntry, default_protocol
-from vsrkit.hub.registry import ALIASES, DEFAULT_MODEL, FAMILIES, family_module, get_entry
+from vsrkit.hub.registry import DEFAULT_MODEL
+from vsrkit.models.family import ModelEntry
+from vsrkit.models.registry import get_entry, get_family, network_class
 
 log = logging.getLogger(__name__)
 
 
 def build(family: str, arch: str, kwargs: dict[str, Any]) -> torch.nn.Module:
     """An architecture of a family from its constructor arguments; bad arguments are a clear error."""
-    cls = getattr(family_module(family), arch)
+    cls = network_class(family, arch)
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as e:
@@ -41,7 +42,7 @@ def load_model(
     progress: bool = True,
     **kwargs: Any,
 ) -> torch.nn.Module:
-    """An ``nn.Module`` in eval mode, with its ``spec`` (and ``model_name``) set.
+    """An ``nn.Module`` in eval mode, with its ``spec`` set (``spec.name``: the model's name, or its class name).
 
     - ``load_model("basicvsr-reds4")``: a named model with its pretrained weights and protocol;
     - ``load_model("basicvsr")``: the bare architecture, default hyper-parameters, random weights (the same ones
@@ -62,27 +63,36 @@ def load_model(
     if name is None and meta is not None:
         # weights written by vsrkit name their architecture and constructor arguments: nothing to guess
         family, arch = str(meta["family"]), str(meta["arch"])
-        if family not in FAMILIES or not hasattr(family_module(family), arch):
-            raise VsrkitError(f"{filename}: names an unknown architecture {family}/{arch}")
+        try:
+            network_class(family, arch)
+        except VsrkitError:
+            raise VsrkitError(f"{filename}: names an unknown architecture {family}/{arch}") from None
         build_kwargs = {**dict(meta["kwargs"]), **kwargs}
-        model_name, protocol = arch, default_protocol(arch, build_kwargs)
+        model_name, protocol = arch, get_family(family).protocol(arch, build_kwargs)
     elif name is None:
         assert state_dict is not None
         family, arch, detected = detect(state_dict, filename)
         build_kwargs = {**detected, **kwargs}
-        model_name, protocol = arch, default_protocol(arch, build_kwargs)
+        model_name, protocol = arch, get_family(family).protocol(arch, build_kwargs)
     else:
-        family, entry = get_entry(name)
+        fam, entry = get_entry(name)
+        family = fam.name
         build_kwargs = dict(entry.kwargs)
-        if state_dict is not None and not kwargs and (not entry.kwargs or name.lower() in ALIASES):
-            # an architecture name (``rlsp``, ``esr-tr``) with a file: take the hyper-parameters from the file.
-            # A named configuration (``rlsp-7-128``, ``esr-tr-x2``) keeps its own: the file must fit it.
-            found_family, arch, detected = detect(state_dict, filename)
+        if state_dict is not None and (not entry.kwargs or name.lower() in fam.aliases):
+            # an architecture name (``rlsp``, ``esr-tr``) with a file: take the hyper-parameters from the file (the
+            # arguments given win). A named configuration (``rlsp-7-128``, ``esr-tr-x2``) keeps its own: the file
+            # must fit it.
+            try:
+                found_family, arch, detected = detect(state_dict, filename)
+            except VsrkitError:
+                if not kwargs:
+                    raise
+                found_family, arch, detected = "", "", {}  # the given arguments alone describe the file
             if found_family == family and arch == entry.arch:
                 build_kwargs.update(detected)
         build_kwargs.update(kwargs)
         model_name = entry.name
-        protocol = entry.protocol or default_protocol(entry.arch, build_kwargs)
+        protocol = entry.protocol or fam.protocol(entry.arch, build_kwargs)
         arch = entry.arch
         if state_dict is None and entry.weights is not None:
             path = resolve_weights(entry.name, entry.weights, progress=progress)
@@ -101,8 +111,7 @@ def load_model(
                     "is no real upscale; give --weights FILE, or a model with weights (see `vsrkit models`)",
                     model_name)
     model.eval()
-    model.spec = dataclasses.replace(model.spec, protocol=protocol)
-    model.model_name = model_name
+    model.spec = dataclasses.replace(model.spec, protocol=protocol, name=model_name)
     return model
 
 
@@ -147,5 +156,5 @@ def describe_entry(family: str, entry: ModelEntry) -> dict[str, Any]:
         "source": entry.weights.where() if entry.weights else "architecture only (--weights FILE)",
         "licence": entry.weights.licence if entry.weights else "",
         "summary": entry.summary,
-        "protocol": entry.protocol or default_protocol(entry.arch, dict(entry.kwargs)),
+        "protocol": entry.protocol or get_family(family).protocol(entry.arch, dict(entry.kwargs)),
     }

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from vsrkit.errors import VsrkitError
+from vsrkit.models.rlsp_keys import TF_OPTIMISER_NAMES, TF_OPTIMISER_SUFFIXES
 
 __all__ = ["BundleEntry", "read_index", "read_tensors", "read_variables", "is_tf_checkpoint", "checkpoint_prefix",
            "crc32c"]
@@ -52,8 +53,7 @@ _DTYPES: dict[int, np.dtype] = {
 _DT_BFLOAT16 = 14
 
 # the optimiser's variables that tf.train.Saver stores beside the model's (Adam's slots and beta powers)
-OPTIMISER_SUFFIXES = ("/Adam", "/Adam_1")
-OPTIMISER_NAMES = ("beta1_power", "beta2_power")
+OPTIMISER_SUFFIXES, OPTIMISER_NAMES = TF_OPTIMISER_SUFFIXES, TF_OPTIMISER_NAMES
 
 
 class _Bad(Exception):

@@ -78,6 +78,22 @@ class Runner:
         th, tw = (min(tile, h), min(tile, w)) if tile > 0 else (h, w)
         return [(y0, x0, th, tw) for y0 in _starts(h, tile, ov) for x0 in _starts(w, tile, ov)]
 
+    def owned(self, h: int, w: int, key: tuple[int, int]) -> tuple[int, int, int, int]:
+        """The tile at ``key`` = (y0, x0)'s own part of an h x w frame, as (top, bottom, left, right) in the tile's
+        coordinates: overlaps are split at their middle and padding is left out, so the own parts of all tiles
+        cover every pixel of the frame once (for sums over a frame, as ``Survey.measure`` takes)."""
+        tile, ov = self.cfg.tile, self.cfg.tile_overlap
+
+        def axis(n: int, s0: int) -> tuple[int, int]:
+            starts = _starts(n, tile, ov)
+            size = min(tile, n) if tile > 0 else n
+            i = starts.index(s0)
+            lo = s0 if i == 0 else (s0 + starts[i - 1] + size) // 2
+            hi = n if i == len(starts) - 1 else (starts[i + 1] + s0 + size) // 2
+            return lo - s0, hi - s0
+
+        return (*axis(h, key[0]), *axis(w, key[1]))
+
     def each_tile(self, fn: Callable[[torch.Tensor, Any], None], x: torch.Tensor) -> None:
         """Call ``fn(tile, key)`` on every padded tile, on the device, for its side effects."""
         for y0, x0, th, tw in self.tiles(*x.shape[-2:]):

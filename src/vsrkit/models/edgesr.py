@@ -38,12 +38,16 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vsrkit.errors import VsrkitError
+from vsrkit.models.family import Family, ModelEntry, Rule, bundled_weights, check_fits
 from vsrkit.models.spec import ModelSpec, Temporal
 
 __all__ = [
@@ -68,7 +72,6 @@ KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "FSRCNN": ("FSRCNN", ("s", "D", "S", "M")),
     "Bicubic": ("Bicubic", ("s",)),
 }
-_CLASS_TO_KIND = {cls: kind for kind, (cls, _) in KINDS.items()}
 _TOKEN = re.compile(r"^([A-Za-z])(\d+)$")
 
 
@@ -499,3 +502,190 @@ def build(model_id: str) -> _Base:
     """The model for an official model id, e.g. ``build('eSR-TR_s2_K5_C4')``."""
     kind, _ = parse_model_id(model_id)
     return _CLASSES[KINDS[kind][0]](model_id)
+
+
+# ==========================================================================================================
+# The family: names, recognition, training defaults
+
+_SUMMARY = "Y only; chroma bicubic"
+_DEFAULTS = {
+    # name: (class, model id template) - configurations that exist in the released model-files at s2, s3, s4
+    "esr-max": ("EdgeSRMAX", "eSR-MAX_s{s}_K7_C8", "edge-SR MAX, one 7x7 layer"),
+    "esr-tm": ("EdgeSRTM", "eSR-TM_s{s}_K7_C16", "edge-SR template matching, one 7x7 layer"),
+    "esr-tr": ("EdgeSRTR", "eSR-TR_s{s}_K7_C16", "edge-SR transformer, one 7x7 layer"),
+    "esr-cnn": ("EdgeSRCNN", "eSR-CNN_s{s}_C8_D3_S6", "edge-SR CNN (D3, S6)"),
+    "espcn": ("ESPCN", "ESPCN_s{s}_D64_S32", "ESPCN (D64, S32)"),
+    "fsrcnn": ("FSRCNN", "FSRCNN_s{s}_D56_S12_M4", "FSRCNN (D56, S12, M4)"),
+    "bicubic": ("Bicubic", "Bicubic_s{s}", "bicubic as a learnable filter layer"),
+}
+
+# Names carry the scale: ``esr-tr-x2``, ``esr-tr-x3``, ``esr-tr-x4``. The plain name (``esr-tr``) is x4, the
+# scale vsrkit is presented at (before 0.2 it was x2: say ``-x2`` for those models).
+PLAIN_SCALE = 4
+_NAMED = [
+    ModelEntry(
+        name=f"{_name}-x{_s}",
+        arch=_cls,
+        kwargs={"model_id": _tpl.format(s=_s)},
+        summary=f"{_what}, x{_s} ({_tpl.format(s=_s)}); {_SUMMARY}; weights: --weights model-files/"
+        f"{_tpl.format(s=_s)}.model from pnavarre/eSR",
+    )
+    for _name, (_cls, _tpl, _what) in _DEFAULTS.items()
+    for _s in (2, 3, 4)
+]
+
+# trained by vsrkit (issue 13) and shipped inside the package (vsrkit/hub/weights, model card beside it)
+_FAST = [
+    ModelEntry(
+        name="espcn-fast-x4",
+        arch="ESPCN",
+        kwargs={"model_id": "ESPCN_s4_D64_S32"},
+        weights=bundled_weights("espcn-fast-x4", "a1eb799f44279837b9f8e7ac0d0af254270c02781cc52ac1526c0e0b6208b0f7"),
+        summary=f"fast ESPCN x4 trained by vsrkit on sample clips (BI), bundled; {_SUMMARY}",
+    ),
+    ModelEntry(
+        name="espcn-fast-x2",
+        arch="ESPCN",
+        kwargs={"model_id": "ESPCN_s2_D64_S32"},
+        weights=bundled_weights("espcn-fast-x2", "9a472eb260cd7f9f504d47554dac879d8eb900044c6a93b2d76f429d7cfd56b2"),
+        summary=f"fast ESPCN x2 trained by vsrkit on sample clips (BI), bundled; {_SUMMARY}",
+    ),
+]
+
+ENTRIES: tuple[ModelEntry, ...] = (*_NAMED, *_FAST)
+
+# names kept for convenience: a plain edge-SR name is its x4 model
+ALIASES: dict[str, str] = {
+    e.name.rsplit("-x", 1)[0]: e.name for e in ENTRIES if e.name.endswith(f"-x{PLAIN_SCALE}")
+}
+
+_STEM_SUFFIXES = (".model", ".pth", ".pt", ".safetensors", ".bin", ".ckpt")
+
+
+def _stem(filename: str) -> str:
+    name = Path(str(filename)).name
+    for suf in _STEM_SUFFIXES:
+        if name.lower().endswith(suf):
+            return name[: -len(suf)]
+    return name
+
+
+def _keys_kind(sd: dict[str, torch.Tensor]) -> str | None:
+    """Which edge-SR layout a state dict has from its key names alone ('filter' = MAX/TM/TR), or None."""
+    keys = set(sd)
+    if keys == {"filter.weight"}:
+        return "filter"
+    if keys == {"net.weight"}:
+        return "Bicubic"
+    if keys in ({"filter.0.weight", "filter.0.bias", "filter.2.weight", "filter.2.bias", "filter.4.weight"},
+                {"filter.0.weight", "filter.0.bias", "filter.2.weight"}):
+        return "eSR-CNN"
+    if keys in ({f"net.{i}.{p}" for i in (0, 2, 4) for p in ("weight", "bias")},
+                {f"net.{i}.{p}" for i in (0, 2) for p in ("weight", "bias")}):
+        return "ESPCN"
+    if "net.0.weight" in keys and "net.1.weight" in keys and all(re.fullmatch(r"net\.\d+\.(weight|bias)", k) for k in keys):
+        return "FSRCNN"
+    return None
+
+
+def _shape(sd: dict[str, torch.Tensor], key: str) -> tuple[int, ...]:
+    return tuple(sd[key].shape)
+
+
+def _infer(kind: str, sd: dict[str, torch.Tensor]) -> tuple[str, dict[str, int]]:
+    """Hyper-parameters from shapes alone; VsrkitError naming what cannot be told."""
+    hint = "keep the official file name (e.g. {}.model) or pass model_id"
+    if kind == "filter":
+        n, _, K, _ = _shape(sd, "filter.weight")
+        cands = [(k, s, n // (m * s * s)) for k, m in (("eSR-MAX", 1), ("eSR-TM", 2), ("eSR-TR", 3))
+                 for s in (2, 3, 4) if n % (m * s * s) == 0]
+        if len(cands) == 1:
+            k, s, C = cands[0]
+            return k, {"s": s, "K": K, "C": C}
+        told = ", ".join(f"{k}_s{s}_K{K}_C{C}" for k, s, C in cands) or "none"
+        raise VsrkitError(
+            f"edge-SR checkpoint: the variant (MAX/TM/TR), scale s and C cannot be told from filter.weight "
+            f"{list(sd['filter.weight'].shape)} (it holds variant*s*s*C = {n} filters; could be {told}); "
+            + hint.format("eSR-TR_s2_K7_C16")
+        )
+    if kind == "eSR-CNN":
+        if "filter.4.weight" in sd:
+            D, S, n = _shape(sd, "filter.0.weight")[0], _shape(sd, "filter.2.weight")[0], _shape(sd, "filter.4.weight")[0]
+        else:
+            D, S, n = 0, _shape(sd, "filter.0.weight")[0], _shape(sd, "filter.2.weight")[0]
+        cands = [(s, n // (2 * s * s)) for s in (2, 3, 4) if n % (2 * s * s) == 0]
+        if len(cands) == 1:
+            s, C = cands[0]
+            return kind, {"s": s, "C": C, "D": D, "S": S}
+        told = ", ".join(f"eSR-CNN_s{s}_C{C}_D{D}_S{S}" for s, C in cands) or "none"
+        raise VsrkitError(
+            f"eSR-CNN checkpoint: scale s and C cannot be told from its last layer ({n} = 2*s*s*C filters; "
+            f"could be {told}); " + hint.format("eSR-CNN_s2_C8_D3_S6")
+        )
+    if kind == "ESPCN":
+        if "net.4.weight" in sd:
+            D, S, n = _shape(sd, "net.0.weight")[0], _shape(sd, "net.2.weight")[0], _shape(sd, "net.4.weight")[0]
+        else:
+            D, S, n = 0, _shape(sd, "net.0.weight")[0], _shape(sd, "net.2.weight")[0]
+        s = math.isqrt(n)
+        if s * s != n or s < 2:
+            raise VsrkitError(f"ESPCN checkpoint: last layer has {n} filters, not scale*scale")
+        return kind, {"s": s, "D": D, "S": S}
+    if kind == "FSRCNN":
+        D, S = _shape(sd, "net.0.weight")[0], _shape(sd, "net.2.weight")[0]
+        M = sum(1 for k in sd if k.endswith(".weight") and sd[k].ndim == 4 and sd[k].shape[-1] == 3)
+        raise VsrkitError(
+            f"FSRCNN checkpoint (D{D}, S{S}, M{M}): the scale s cannot be told from the weights (the 9x9 "
+            "transposed convolution has the same shape at every scale); "
+            + hint.format(f"FSRCNN_s2_D{D}_S{S}_M{M}")
+        )
+    if kind == "Bicubic":
+        L = _shape(sd, "net.weight")[-1]
+        for s in range(2, 9):
+            if len(bicubic_kernel(s)) + 1 == L:
+                return kind, {"s": s}
+        raise VsrkitError(f"Bicubic checkpoint: net.weight of size {L} matches no scale")
+    raise AssertionError(kind)
+
+
+def detect_edgesr(state_dict: dict[str, torch.Tensor], filename: str | None = None) -> tuple[str, dict[str, Any]] | None:
+    """Recognise an edge-SR / ESPCN / FSRCNN / Bicubic checkpoint.
+
+    With a file name in the official form (``eSR-TR_s4_K3_C5.model``, ``eSR-CNN_s2_C8_D3_S6.model``,
+    ``ESPCN_s2_D64_S32.model``, ``FSRCNN_s2_D56_S12_M4.model``, ``Bicubic_s2.model``; any of the suffixes
+    .model/.pth/.pt/.safetensors/.bin/.ckpt or none) the id comes from the name and is checked against the
+    shapes. Without one, it is read from the shapes where they tell: ESPCN and Bicubic always, eSR-CNN and
+    eSR-MAX/TM/TR only when a single scale (and variant) fits; FSRCNN never (its scale is not in the shapes).
+
+    Returns ``(class_name, {'model_id': id})``, or None when the keys are not of this family (and the file
+    name does not claim it). Raises VsrkitError when the name claims this family but does not parse or
+    does not fit the weights, or when a hyper-parameter cannot be told.
+    """
+    kind_keys = _keys_kind(state_dict)
+    stem = _stem(filename) if filename else None
+    kind_name = kind_of(stem) if stem else None
+    if kind_keys is None and kind_name is None:
+        return None
+    if kind_name is not None:
+        kind, v = parse_model_id(stem)
+        model_id = make_id(kind, v)
+        if kind_keys is None:
+            first = next(iter(state_dict), None)
+            raise VsrkitError(
+                f"{Path(str(filename)).name} is named like an edge-SR {kind} model but its weights are not one "
+                f"(first key {first!r})"
+            )
+        with torch.device("meta"):
+            own = build(model_id).state_dict()
+        check_fits(own, state_dict, Path(str(filename)).name, f"{model_id} (is the file renamed?)")
+        return KINDS[kind][0], {"model_id": model_id}
+    kind, v = _infer(kind_keys, state_dict)
+    return KINDS[kind][0], {"model_id": make_id(kind, v)}
+
+
+FAMILY = Family(
+    "edgesr",
+    ENTRIES,
+    rules=(Rule((), detect_edgesr, by_name=True),),  # its layouts are told by key sets and official file names
+    aliases=ALIASES,
+)

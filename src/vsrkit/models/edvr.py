@@ -24,13 +24,19 @@ them for each of the ``num_frame`` windows a frame appears in).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from vsrkit.errors import VsrkitError
+from vsrkit.models.family import Family, ModelEntry, Rule, WeightsSource, count_blocks, gdrive_url
 from vsrkit.models.layers.common import ResidualBlockNoBN, frames_to_channels, make_layer, stack_frames
 from vsrkit.models.layers.dcn import DCNv2Pack
-from vsrkit.models.spec import ModelSpec, Temporal
+from vsrkit.models.spec import ModelSpec, Protocol, Temporal
 
 __all__ = ["EDVR", "PCDAlignment", "TSAFusion", "PredeblurModule", "forward_sliding", "upsample_in_strips"]
 
@@ -418,3 +424,182 @@ def forward_sliding(model: EDVR, x: torch.Tensor, frame_chunk: int | None = None
         outs.append(upsample_in_strips(model, model.fuse(aligned), x[:, r]))
         ref_t.pop(r)
     return stack_frames(outs)
+
+
+# ==========================================================================================================
+# The family: names, recognition, training defaults
+
+# the protocols of the published numbers (BasicSR options/test/EDVR/*.yml)
+REDS_EDVR = Protocol(end_padding="reflection_circle")  # test_EDVR_*_REDS.yml
+REPLICATE = Protocol(end_padding="replicate")  # Vimeo-style tests, deblurring tests
+
+_EDVR_LICENCE = "Apache-2.0 (XPixelGroup/BasicSR, xinntao/EDVR)"
+
+
+def _edvr_weights(filename: str, gdrive_id: str) -> WeightsSource:
+    prefix = filename.rsplit("-", 1)[1].split(".")[0]  # BasicSR names files <name>-<sha256[:8]>.pth
+    return WeightsSource(filename=filename, sha256=prefix, url=gdrive_url(gdrive_id), licence=_EDVR_LICENCE)
+
+
+_M = dict(num_feat=64, num_frame=5, deformable_groups=8, num_extract_block=5, num_reconstruct_block=10)
+_L = dict(num_feat=128, num_frame=5, deformable_groups=8, num_extract_block=5, num_reconstruct_block=40)
+
+# file names and Google Drive ids: BasicSR scripts/download_pretrained_models.py ('EDVR');
+# configurations: BasicSR options/test/EDVR/*.yml
+ENTRIES: tuple[ModelEntry, ...] = (
+    ModelEntry("edvr", "EDVR", {}, summary="EDVR, BasicSR defaults (= EDVR-M), random weights"),
+    ModelEntry("edvr-m", "EDVR", dict(_M, with_tsa=True), summary="EDVR-M: 64 features, 5 frames, TSA"),
+    ModelEntry("edvr-l", "EDVR", dict(_L, with_tsa=True), summary="EDVR-L: 128 features, 40 reconstruction blocks"),
+    ModelEntry(
+        "edvr-m-reds", "EDVR", dict(_M, with_tsa=True),
+        _edvr_weights("EDVR_M_x4_SR_REDS_official-32075921.pth", "1dd6aFj-5w2v08VJTq5mS9OFsD-wALYD6"),
+        summary="EDVR-M x4, REDS (bicubic)",
+        protocol=REDS_EDVR,
+    ),
+    ModelEntry(
+        "edvr-m-notsa-reds", "EDVR", dict(_M, with_tsa=False),
+        _edvr_weights("EDVR_M_woTSA_x4_SR_REDS_official-1edf645c.pth", "1C_WdN-NyNj-P7SOB5xIVuHl4EBOwd-Ny"),
+        summary="EDVR-M without TSA x4, REDS (bicubic)",
+        protocol=REDS_EDVR,
+    ),
+    ModelEntry(
+        "edvr-l-reds", "EDVR", dict(_L, with_tsa=True),
+        _edvr_weights("EDVR_L_x4_SR_REDS_official-9f5f5039.pth", "127KXEjlCwfoPC1aXyDkluNwr9elwyHNb"),
+        summary="EDVR-L x4, REDS (bicubic)",
+        protocol=REDS_EDVR,
+    ),
+    ModelEntry(
+        "edvr-l-vimeo", "EDVR", dict(_L, num_frame=7, with_tsa=True),
+        _edvr_weights("EDVR_L_x4_SR_Vimeo90K_official-162b54e4.pth", "1aVR3lkX6ItCphNLcT7F5bbbC484h4Qqy"),
+        summary="EDVR-L x4, Vimeo-90K (bicubic), 7 frames",
+        protocol=REDS_EDVR,
+    ),
+    ModelEntry(
+        "edvr-l-reds-srblur", "EDVR", dict(_L, with_tsa=True, with_predeblur=True),
+        _edvr_weights("EDVR_L_x4_SRblur_REDS_official-983d7b8e.pth", "1GZz_87ybR8eAAY3X2HWwI3L6ny7-5Yvl"),
+        summary="EDVR-L x4 of blurred low-resolution frames, REDS",
+        protocol=REPLICATE,
+    ),
+    ModelEntry(
+        "edvr-l-reds-deblur", "EDVR", dict(_L, with_tsa=True, with_predeblur=True, hr_in=True),
+        _edvr_weights("EDVR_L_deblur_REDS_official-ca46bd8c.pth", "1_ma2tgHscZtkIY2tEJkVdU-UP8bnqBRE"),
+        summary="EDVR-L video deblurring (x1), REDS",
+        protocol=REPLICATE,
+    ),
+    ModelEntry(
+        "edvr-l-reds-deblurcomp", "EDVR", dict(_L, with_tsa=True, with_predeblur=True, hr_in=True),
+        _edvr_weights("EDVR_L_deblurcomp_REDS_official-0e988e5c.pth", "1fEoSeLFnHSBbIs95Au2W197p8e4ws4DW"),
+        summary="EDVR-L deblurring of compressed video (x1), REDS",
+        protocol=REPLICATE,
+    ),
+)
+
+
+def default_protocol(arch: str, kwargs: dict[str, Any]) -> Protocol:
+    """An EDVR checkpoint by file is run as the released models of its kind were tested: the SR models with
+    ``reflection_circle``, the deblurring ones (``with_predeblur``) with ``replicate``."""
+    return REPLICATE if kwargs.get("with_predeblur") else REDS_EDVR
+
+
+def _is_original_format(sd: Mapping[str, torch.Tensor]) -> bool:
+    return any(k.startswith(("pcd_align.L1_", "tsa_fusion.", "recon_trunk.")) for k in sd)
+
+
+# original xinntao/EDVR name -> BasicSR name, the first pattern that matches
+_ORIGINAL_NAMES: tuple[tuple[str, str], ...] = (
+    (r"^pre_deblur\.conv_first_1\.", "predeblur.conv_first."),
+    (r"^pre_deblur\.conv_first_2\.", "predeblur.stride_conv_hr1."),
+    (r"^pre_deblur\.conv_first_3\.", "predeblur.stride_conv_hr2."),
+    (r"^pre_deblur\.conv_first\.", "predeblur.conv_first."),
+    (r"^pre_deblur\.deblur_L2_conv\.", "predeblur.stride_conv_l2."),
+    (r"^pre_deblur\.deblur_L3_conv\.", "predeblur.stride_conv_l3."),
+    (r"^pre_deblur\.RB_L3_1\.", "predeblur.resblock_l3."),
+    (r"^pre_deblur\.RB_L2_(\d)\.", r"predeblur.resblock_l2_\1."),
+    (r"^fea_L([23])_conv(\d)\.", r"conv_l\1_\2."),
+    (r"^pcd_align\.L(\d)_dcnpack\.conv_offset_mask\.", r"pcd_align.dcn_pack.l\1.conv_offset."),
+    (r"^pcd_align\.L(\d)_dcnpack\.", r"pcd_align.dcn_pack.l\1."),
+    (r"^pcd_align\.L(\d)_offset_conv(\d)\.", r"pcd_align.offset_conv\2.l\1."),
+    (r"^pcd_align\.L(\d)_fea_conv\.", r"pcd_align.feat_conv.l\1."),
+    (r"^pcd_align\.cas_dcnpack\.conv_offset_mask\.", "pcd_align.cas_dcnpack.conv_offset."),
+    (r"^tsa_fusion\.tAtt_1\.", "fusion.temporal_attn2."),
+    (r"^tsa_fusion\.tAtt_2\.", "fusion.temporal_attn1."),
+    (r"^tsa_fusion\.fea_fusion\.", "fusion.feat_fusion."),
+    (r"^tsa_fusion\.sAtt_add_(\d)\.", r"fusion.spatial_attn_add\1."),
+    (r"^tsa_fusion\.sAtt_L(\d)\.", r"fusion.spatial_attn_l\1."),
+    (r"^tsa_fusion\.sAtt_(\d)\.", r"fusion.spatial_attn\1."),
+    (r"^tsa_fusion\.", "fusion."),
+    (r"^recon_trunk\.", "reconstruction."),
+    (r"^HRconv\.", "conv_hr."),
+)
+
+
+def convert_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename a checkpoint of the original xinntao/EDVR code to BasicSR names (others pass unchanged).
+
+    The mapping is the inverse of BasicSR's ``scripts/model_conversion/convert_models.py:convert_edvr``
+    (note the swap there: ``tAtt_1`` is ``temporal_attn2`` and ``tAtt_2`` is ``temporal_attn1``).
+    """
+    if not _is_original_format(sd):
+        return dict(sd)
+    out: dict[str, torch.Tensor] = {}
+    for k, v in sd.items():
+        m = re.match(r"^pre_deblur\.RB_L1_(\d)\.(.*)$", k)
+        if m:
+            out[f"predeblur.resblock_l1.{int(m.group(1)) - 1}.{m.group(2)}"] = v
+            continue
+        new = k
+        for pat, rep in _ORIGINAL_NAMES:
+            if re.match(pat, k):
+                new = re.sub(pat, rep, k)
+                break
+        out[new] = v
+    return out
+
+
+def detect_edvr(state_dict: Mapping[str, torch.Tensor], filename: str | None = None) -> tuple[str, dict] | None:
+    """``("EDVR", kwargs)`` for an EDVR checkpoint (BasicSR or original names), else ``None``.
+
+    IconVSR checkpoints (EDVR modules under ``edvr.`` beside BasicVSR trunks) and BasicSR's
+    ``EDVR_*_pretrained_for_IconVSR`` feature extractors (no reconstruction part) are not EDVR models.
+    """
+    sd = convert_state_dict(state_dict)
+    need = (
+        "pcd_align.cas_dcnpack.weight",
+        "pcd_align.dcn_pack.l1.conv_offset.weight",
+        "upconv1.weight",
+        "conv_last.weight",
+    )
+    if not all(k in sd for k in need):
+        return None
+    num_feat = sd["conv_l2_1.weight"].shape[0] if "conv_l2_1.weight" in sd else sd["upconv1.weight"].shape[1]
+    off_out, _, kh, kw = sd["pcd_align.dcn_pack.l1.conv_offset.weight"].shape
+    if off_out % (3 * kh * kw):
+        raise VsrkitError(f"EDVR checkpoint: cannot tell deformable_groups from conv_offset with {off_out} channels")
+    with_tsa = "fusion.temporal_attn1.weight" in sd
+    fusion_in = sd["fusion.feat_fusion.weight" if with_tsa else "fusion.weight"].shape[1]
+    if fusion_in % num_feat:
+        raise VsrkitError(f"EDVR checkpoint: cannot tell num_frame from a fusion of {fusion_in} input channels")
+    with_predeblur = "predeblur.conv_first.weight" in sd
+    first = sd["predeblur.conv_first.weight" if with_predeblur else "conv_first.weight"]
+    kwargs = dict(
+        num_in_ch=first.shape[1],
+        num_out_ch=3,  # unused by BasicSR's EDVR (conv_last always has 3 outputs)
+        num_feat=num_feat,
+        num_frame=fusion_in // num_feat,
+        deformable_groups=off_out // (3 * kh * kw),
+        num_extract_block=count_blocks(sd, "feature_extraction."),
+        num_reconstruct_block=count_blocks(sd, "reconstruction."),
+        hr_in="predeblur.stride_conv_hr1.weight" in sd,
+        with_predeblur=with_predeblur,
+        with_tsa=with_tsa,
+    )
+    return "EDVR", kwargs
+
+
+FAMILY = Family(
+    "edvr",
+    ENTRIES,
+    rules=(Rule(("pcd_align.cas_dcnpack.weight",), detect_edvr),),  # both namings have this key
+    convert=convert_state_dict,
+    default_protocol=default_protocol,
+)

@@ -30,13 +30,21 @@ the state; the first conv's input channels shrink accordingly (``hidden_state=Fa
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
+from vsrkit.errors import VsrkitError
+from vsrkit.models.family import (
+    Family, ModelEntry, RemoteFile, Rule, WeightsSource, bundled_weights, count_blocks,
+)
 from vsrkit.models.layers.common import frames_to_channels, zeros_frame
-from vsrkit.models.spec import ModelSpec, Temporal
+from vsrkit.models.rlsp_keys import TF_OPTIMISER_NAMES, TF_OPTIMISER_SUFFIXES, convert_rlsp_released, tf_layers
+from vsrkit.models.spec import ModelSpec, Protocol, Temporal
 
 __all__ = ["RLSP", "RLSPReleased", "shuffle_down", "shuffle_up", "studio_y"]
 
@@ -180,9 +188,9 @@ class RLSP(nn.Module):
 # ==========================================================================================================
 # RLSP as released: the TensorFlow models of the paper (official ``evaluate/`` and ``tensorflow/model.py``)
 #
-# Self-contained (issue 14). Its names are in ``vsrkit.hub.pretrained`` (``rlsp-7-*-released``); reading the
-# TensorFlow checkpoints and their conversion to this module's names are in ``vsrkit.hub`` (``tfbundle``,
-# ``detect``), since a model does not import upwards.
+# Self-contained (issue 14). Its names (``rlsp-7-*-released``) and recognition are in the family section at the
+# end of this file; the renaming of TensorFlow's names is ``vsrkit.models.rlsp_keys``; reading the TensorFlow
+# checkpoint files is in ``vsrkit.hub.tfbundle``, since a model does not import upwards.
 
 from torch.nn import functional as F  # noqa: E402
 
@@ -209,7 +217,7 @@ class RLSPReleased(nn.Module):
       unclipped output is the next frame's feedback.
 
     Parameter names: TensorFlow's ``layerN/kernel`` cannot be module names, so the layers are ``trunk.<i>``,
-    ``state_head`` and ``out_head`` (OIHW); the hub converts the released files (``vsrkit.hub.detect``).
+    ``state_head`` and ``out_head`` (OIHW); the released files are renamed by ``vsrkit.models.rlsp_keys``.
 
     vsrkit's conventions around it: the engine gives RGB in [0, 1]; ``step`` multiplies by 255, runs the
     released cell and turns its studio-range Y into an RGB frame in [0, 1]: the bicubically upscaled LR
@@ -303,3 +311,200 @@ def studio_y(rgb: torch.Tensor) -> torch.Tensor:
     :meth:`RLSPReleased.step`: the inverse of the conversion done there. ``rgb[..., 3, h, w]``."""
     w = torch.tensor(_LUMA, dtype=rgb.dtype, device=rgb.device).view(3, 1, 1)
     return 16.0 + 219.0 * (rgb * w).sum(-3, keepdim=True)
+
+
+# ==========================================================================================================
+# The family: names, recognition, training defaults
+
+# architecture presets (random weights)
+_PRESETS: list[ModelEntry] = [
+    ModelEntry(
+        name="rlsp",
+        arch="RLSP",
+        kwargs={},
+        summary="RLSP 7-128 (official defaults: 7 layers, 128 filters, state 128, x4), RGB; random weights",
+    )
+]
+for _f in (48, 64, 128, 256):
+    _PRESETS.append(
+        ModelEntry(
+            name=f"rlsp-7-{_f}",
+            arch="RLSP",
+            kwargs={"layers": 7, "filters": _f, "state_dim": _f, "factor": 4, "in_channels": 3},
+            summary=f"RLSP 7-{_f} (7 layers, {_f} filters, state {_f}, x4), RGB as the official PyTorch code; "
+            "random weights",
+        )
+    )
+    _PRESETS.append(
+        ModelEntry(
+            name=f"rlsp-7-{_f}-y",
+            arch="RLSP",
+            kwargs={"layers": 7, "filters": _f, "state_dim": _f, "factor": 4, "in_channels": 1},
+            summary=f"RLSP 7-{_f} on Y only as in the paper (chroma bicubic); random weights",
+        )
+    )
+
+
+# RLSP as released: the paper's TensorFlow models (RGB in, Y out) and the authors' checkpoints in the official
+# repository (``evaluate/checkpoints``; "rslp" in the 7-48 file name is the official spelling). The hashes of
+# 7-48 and 7-64 are those of ../shared/golden/rlsp_tf_official (byte-identical to the repository's blobs); 7-128
+# has none recorded (its data file was not in the copy used for the golden case), so it is pinned at first
+# download. The published numbers were made without end padding (frames 1..T-2: ``RLSP_RELEASED_EVAL``); a
+# video tool needs every frame, so the named models replicate the end frames (``REPLICATE``).
+
+RLSP_RELEASED_EVAL = Protocol(end_padding="none")
+REPLICATE = Protocol(end_padding="replicate")
+_RLSP_LICENCE = "CC BY-NC-SA 4.0 (dariofuoli/RLSP; academic research use only)"
+_RLSP_RAW = "https://raw.githubusercontent.com/dariofuoli/RLSP/f59696c11b40b06db53d49cc97a422203879120b/evaluate/checkpoints/"
+_RLSP_RELEASES = {
+    # filters: (checkpoint prefix, sha256 of .index, sha256 of .data-00000-of-00001)
+    48: ("ckpt_rslp_48", "6f440c5ae4da9211922374e16f0817fc69b1ae8beea415082c44d035c63bd170",
+         "ee994b6f9a5e9546f3edf3c63e2291b8a8291dd6abd18486d883159a79be0543"),
+    64: ("ckpt_rlsp_64", "b0a94c8635e82abe283a1f96c95f7b7814fdfe376092e93486f53e102ef090b1",
+         "a9bb40cc8aa91665a747a1232518c19abaaea40b8a9f9fa0605b1d3fcebbb568"),
+    128: ("ckpt_rlsp_128", "", ""),
+}
+
+
+def rlsp_released_weights(filters: int) -> WeightsSource:
+    """The official TensorFlow checkpoint of RLSP 7-``filters``, converted once into the cache."""
+    prefix, sha_index, sha_data = _RLSP_RELEASES[filters]
+    files = ((f"{prefix}.index", sha_index), (f"{prefix}.data-00000-of-00001", sha_data))
+    return WeightsSource(
+        filename=f"rlsp-7-{filters}-released.safetensors",
+        sha256="",
+        parts=tuple(RemoteFile(name, sha, _RLSP_RAW + name) for name, sha in files),
+        convert="tf-rlsp",
+        licence=_RLSP_LICENCE,
+    )
+
+
+_RELEASED = [
+    ModelEntry(
+        name=f"rlsp-7-{_f}-released",
+        arch="RLSPReleased",
+        kwargs={"layers": 7, "filters": _f, "state_dim": _f, "factor": 4},
+        weights=rlsp_released_weights(_f) if _f in _RLSP_RELEASES else None,
+        summary=f"RLSP 7-{_f} as released and measured in the paper (TensorFlow: RGB in, Y out, chroma bicubic), "
+        + ("the authors' checkpoint" if _f in _RLSP_RELEASES else "no released weights: random weights"),
+        protocol=REPLICATE,
+    )
+    for _f in (48, 64, 128, 256)
+]
+
+# trained by vsrkit (issue 13) and shipped inside the package (vsrkit/hub/weights, model card beside it)
+_FAST = [
+    ModelEntry(
+        name="rlsp-fast-x4",
+        arch="RLSP",
+        kwargs={"layers": 7, "filters": 48, "state_dim": 48, "kernel_size": 3, "factor": 4, "in_channels": 3},
+        weights=bundled_weights("rlsp-fast-x4", "6e39f0a0e91108a0ea9234dc03663df33cbc90e5f8859f99c5102f4084a783e6"),
+        summary="fast RLSP 7-48 x4, RGB, trained by vsrkit on sample clips (BI), bundled: `vsrkit upscale --fast`",
+    ),
+]
+
+ENTRIES: tuple[ModelEntry, ...] = (*_PRESETS, *_RELEASED, *_FAST)
+
+
+def detect_rlsp(state_dict: dict[str, torch.Tensor], filename: str | None = None) -> tuple[str, dict[str, Any]] | None:
+    """Recognise an RLSP state dict (``conv1``, ``conv_list.<i>``, ``conv_out``) and read its configuration.
+
+    ``layers``, ``filters`` and ``kernel_size`` are read directly. ``in_channels``, ``factor``, ``state_dim``
+    and the ablation switches are solved from the channel counts of ``conv1`` (input) and ``conv_out``
+    (output), which do not always tell them apart: among the configurations that fit, the first in this
+    order is taken: a state as wide as the filters (as in every released RLSP model) or none before other
+    widths, then factor 4 (the only one the paper and code use) before factors 2-8, then all inputs
+    (neighbours and feedback) before ablations, then RGB before Y. So a checkpoint of an unusual
+    configuration whose channel counts also fit a more usual one is read as the usual one (this cannot
+    be told from the file). The file name is not used.
+    """
+    keys = set(state_dict)
+    if not {"conv1.weight", "conv1.bias", "conv_out.weight", "conv_out.bias"} <= keys:
+        return None
+    n_list = count_blocks(state_dict, "conv_list.")
+    expected = {"conv1.weight", "conv1.bias", "conv_out.weight", "conv_out.bias"}
+    expected |= {f"conv_list.{i}.{p}" for i in range(n_list) for p in ("weight", "bias")}
+    if keys != expected:
+        return None
+    w1, wo = state_dict["conv1.weight"], state_dict["conv_out.weight"]
+    if w1.ndim != 4 or wo.ndim != 4:
+        return None
+    filters, n_in, k, _ = w1.shape
+    n_out = wo.shape[0]
+    cands = []
+    for factor in range(2, 9):
+        for c in (3, 1):
+            st = n_out - c * factor**2
+            if st < 0:
+                continue
+            for nb in (True, False):
+                for fb in (True, False):
+                    if n_in == c * (3 if nb else 1) + (c * factor**2 if fb else 0) + st:
+                        pref = (st not in (filters, 0), factor != 4, not (nb and fb), c != 3, not nb, st != filters, factor)
+                        cands.append((pref, dict(factor=factor, in_channels=c, state_dim=st, neighbours=nb, feedback=fb)))
+    if not cands:
+        raise VsrkitError(
+            f"RLSP checkpoint: conv1 takes {n_in} channels and conv_out gives {n_out}, which fit no RLSP "
+            "configuration (in_channels 1 or 3, factor 1-8)"
+        )
+    cands.sort(key=lambda pc: pc[0])
+    cfg = cands[0][1]
+    kwargs: dict[str, Any] = {
+        "layers": n_list + 2,
+        "filters": int(filters),
+        "state_dim": int(cfg["state_dim"]),
+        "kernel_size": int(k),
+        "factor": int(cfg["factor"]),
+        "in_channels": int(cfg["in_channels"]),
+    }
+    if not cfg["neighbours"]:
+        kwargs["neighbours"] = False
+    if not cfg["feedback"]:
+        kwargs["feedback"] = False
+    if cfg["state_dim"] == 0:
+        kwargs["hidden_state"] = False
+    return "RLSP", kwargs
+
+
+def detect_rlsp_released(state_dict: Mapping[str, torch.Tensor], filename: str | None = None) -> tuple[str, dict] | None:
+    """Recognise a released RLSP checkpoint, in TensorFlow names (optimiser slots allowed) or converted, and read
+    ``layers``, ``filters``, ``state_dim`` and ``factor`` from its shapes: ``layer0`` takes 9 (3 RGB frames) +
+    state + factor**2 channels, the state head gives the state, the output head factor**2 channels. The file
+    name is not used."""
+    if tf_layers(state_dict):
+        extra = [k for k in state_dict if not (re.fullmatch(r"layer\d+/(kernel|bias)", k)
+                                                or k.endswith(TF_OPTIMISER_SUFFIXES) or k in TF_OPTIMISER_NAMES)]
+        if extra:
+            return None
+        try:
+            sd = convert_rlsp_released({k: v for k, v in state_dict.items() if re.fullmatch(r"layer\d+/(kernel|bias)", k)})
+        except VsrkitError:
+            return None
+    else:
+        sd = dict(state_dict)
+    n_trunk = count_blocks(sd, "trunk.")
+    expected = {f"{m}.{p}" for m in ["state_head", "out_head"] + [f"trunk.{i}" for i in range(n_trunk)]
+                for p in ("weight", "bias")}
+    if n_trunk == 0 or set(sd) != expected:
+        return None
+    w0, ws, wo = sd["trunk.0.weight"], sd["state_head.weight"], sd["out_head.weight"]
+    if any(w.ndim != 4 or tuple(w.shape[-2:]) != (3, 3) for w in (w0, ws, wo)):
+        return None
+    filters, n_in = int(w0.shape[0]), int(w0.shape[1])
+    state_dim, f2 = int(ws.shape[0]), int(wo.shape[0])
+    factor = math.isqrt(f2)
+    if factor * factor != f2 or n_in != 9 + state_dim + f2:
+        return None
+    return "RLSPReleased", {"layers": n_trunk + 1, "filters": filters, "state_dim": state_dim, "factor": factor}
+
+
+FAMILY = Family(
+    "rlsp",
+    ENTRIES,
+    rules=(
+        Rule(("conv1.weight", "conv_out.weight"), detect_rlsp),
+        Rule(("layer0/kernel", "layer0/bias"), detect_rlsp_released),  # RLSP as released: TensorFlow names
+        Rule(("trunk.0.weight", "state_head.weight", "out_head.weight"), detect_rlsp_released),  # converted
+    ),
+    convert=convert_rlsp_released,  # TensorFlow names -> RLSPReleased's; other state dicts pass unchanged
+)

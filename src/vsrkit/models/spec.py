@@ -15,17 +15,19 @@ Calling conventions by ``Temporal.kind``:
 ``sequence``       ``forward(x[b, T, c, h, w]) -> [b, T, c, sh, sw]``; the engine runs it over overlapping
                    temporal chunks (or clips of exactly ``protocol.clip`` frames) and keeps each chunk's centre.
 ``bidirectional``  a sequence model whose two propagation passes are resumable at any frame
-                   (``spec.passes``): the engine streams it exactly, in two passes, in the memory of one block.
+                   (``spec.passes``): the engine streams it exactly, in two passes, in the memory of one block;
+                   a whole-video decision the passes depend on (``TwoPass.survey``) is made in a pass before them.
 
 How a pretrained model was evaluated (end padding, clip length and overlap) is not architecture: it is
-the ``Protocol`` of a pretrained configuration (``vsrkit.hub.pretrained``). A network gets the default
-protocol; ``load_model`` replaces it with the named configuration's.
+the ``Protocol`` of a pretrained configuration (``ModelEntry.protocol``, declared by its family in
+``vsrkit.models``). A network gets the default protocol; ``load_model`` replaces it with the named
+configuration's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Kind = Literal["frame", "window", "recurrent", "sequence", "bidirectional"]
@@ -98,6 +100,7 @@ class Block:
     stop: int  # one past its last frame
     total: int  # frames in the whole video
     first: int = -1  # video index of x[:, 0]; -1: the same as ``start``
+    survey: Any = None  # what ``TwoPass.survey`` decided for the whole video (None: the model has no survey)
 
     def __post_init__(self) -> None:
         if self.first < 0:
@@ -124,6 +127,24 @@ class Block:
 
 
 @dataclass(frozen=True)
+class Survey:
+    """A whole-video decision a bidirectional network makes before propagating (RealBasicVSR: how many times it
+    cleans every frame, from the mean residue over the whole clip).
+
+    ``measure(model, x, region) -> Tensor``: sums over the frames ``x[b, n, c, h, w]`` (a 1-D tensor), counted only
+    over ``region = (top, bottom, left, right)`` of each frame (a tile's own part, without padding);
+    the engine adds them up over every frame and tile of the video.
+    ``decide(model, sums) -> Any``: the decision from the whole video's sums, handed to both passes as
+    ``Block.survey``.
+    ``cost``: time of ``measure`` per frame over that of ``TwoPass.backward`` (measured), for progress estimates.
+    """
+
+    measure: Callable[..., Any]
+    decide: Callable[..., Any]
+    cost: float = 1.0
+
+
+@dataclass(frozen=True)
 class TwoPass:
     """The resumable passes of a bidirectional recurrent network (see ``vsrkit.models.basicvsr``).
 
@@ -135,12 +156,14 @@ class TwoPass:
     before the first frame); returns the forward state of its last frame.
     ``context``: frames the passes need on each side of a block (flows, keyframe windows).
     ``forward_cost``: time of ``forward`` over that of ``backward`` (measured), for progress estimates.
+    ``survey``: a whole-video decision the engine makes in a pass over the video before the two passes.
     """
 
     backward: Callable[..., Any]
     forward: Callable[..., Any]
     context: int = 1
     forward_cost: float = 1.5
+    survey: Survey | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +183,9 @@ class ModelSpec:
     sliding: Callable[..., Any] | None = None  # window models: all window positions at once
     passes: TwoPass | None = None  # bidirectional models: the two resumable passes
     protocol: Protocol = Protocol()
+    # the model's name: a named model's (``basicvsr-reds4``) or, by file, its class name; set by ``load_model``
+    # ("" for a network built directly). A label, not part of the contract: specs compare equal without it
+    name: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         if self.scale < 1 or self.channels not in (1, 3):
@@ -168,11 +194,6 @@ class ModelSpec:
             raise ValueError("a bidirectional model must declare its two passes (spec.passes)")
         if self.sliding is not None and self.temporal.kind != "window":
             raise ValueError("only window models have a sliding fast path")
-
-    @property
-    def fast_paths(self) -> tuple[str, ...]:
-        """Names of the optional fast paths this model has, for tables."""
-        return tuple(n for n, v in (("sliding", self.sliding), ("two-pass", self.passes)) if v is not None)
 
 
 def pad_index(i: int, centre: int, total: int, half: int, mode: str) -> int:

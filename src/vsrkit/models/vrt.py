@@ -35,6 +35,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils import checkpoint as _ckpt
 
+from vsrkit.errors import VsrkitError
+from vsrkit.models.family import Family, ModelEntry, Rule, WeightsSource, count_blocks
 from vsrkit.models.layers.common import flow_warp
 from vsrkit.models.layers.dcn import ModulatedDeformConv2d, deform_conv2d
 from vsrkit.models.layers.spynet import SpyNet
@@ -670,7 +672,7 @@ class VRT(nn.Module):
     """Video Restoration Transformer; ``forward(x[b, t, c, h, w]) -> [b, t, c, s*h, s*w]``.
 
     Arguments are those of the official ``VRT``. The clip length and overlap the engine runs it with are the
-    protocol of a pretrained configuration (``vsrkit.hub.pretrained``), not arguments.
+    protocol of a pretrained configuration (``ENTRIES`` at the end of this file), not arguments.
     """
 
     def __init__(
@@ -949,3 +951,206 @@ class VRT(nn.Module):
         x = self.conv_last(self.upsample(self.conv_before_upsample(x))).transpose(1, 2)
         _, _, c, h, w = x.shape
         return x + F.interpolate(x_lq, size=(c, h, w), mode="trilinear", align_corners=False)
+
+
+# ==========================================================================================================
+# The family: names, recognition, training defaults
+
+_VRT_RELEASES = "https://github.com/JingyunLiang/VRT/releases/download/v0.0/"
+_VRT_LICENCE = "CC BY-NC 4.0"
+
+VRT_REDS = Protocol(clip=40, clip_overlap=2)  # VRT README: REDS models tested with --tile 40 (frames), overlap 2
+VRT_VIMEO = Protocol(clip=32, clip_overlap=2)  # VRT README: Vimeo models on Vid4 with --tile 32
+VRT_DEFAULT = Protocol(clip_overlap=2)
+
+_BASE = dict(
+    upscale=4,
+    depths=[8, 8, 8, 8, 8, 8, 8, 4, 4, 4, 4, 4, 4],
+    indep_reconsts=[11, 12],
+    embed_dims=[120, 120, 120, 120, 120, 120, 120, 180, 180, 180, 180, 180, 180],
+    num_heads=[6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6],
+)
+
+# official x4 video SR configs (main_test_vrt.py prepare_model_dataset), by release file name
+OFFICIAL_CONFIGS: dict[str, dict] = {
+    "001_VRT_videosr_bi_REDS_6frames": dict(_BASE, img_size=[6, 64, 64], window_size=[6, 8, 8], pa_frames=2,
+                                            deformable_groups=12),
+    "002_VRT_videosr_bi_REDS_16frames": dict(_BASE, img_size=[16, 64, 64], window_size=[8, 8, 8], pa_frames=6,
+                                             deformable_groups=24),
+    "003_VRT_videosr_bi_Vimeo_7frames": dict(_BASE, img_size=[8, 64, 64], window_size=[8, 8, 8], pa_frames=4,
+                                             deformable_groups=16),
+    "004_VRT_videosr_bd_Vimeo_7frames": dict(_BASE, img_size=[8, 64, 64], window_size=[8, 8, 8], pa_frames=4,
+                                             deformable_groups=16),
+}
+# the protocol of the official test commands (README): REDS models --tile 40, Vimeo models on Vid4 --tile 32
+OFFICIAL_PROTOCOL = {
+    "001_VRT_videosr_bi_REDS_6frames": VRT_REDS,
+    "002_VRT_videosr_bi_REDS_16frames": VRT_REDS,
+    "003_VRT_videosr_bi_Vimeo_7frames": VRT_VIMEO,
+    "004_VRT_videosr_bd_Vimeo_7frames": VRT_VIMEO,
+}
+
+
+def _entry(name: str, release: str, summary: str) -> ModelEntry:
+    return ModelEntry(
+        name=name,
+        arch="VRT",
+        kwargs=dict(OFFICIAL_CONFIGS[release]),
+        # sha256 not published: empty; the first download is pinned in the cache and a later one that differs refused
+        weights=WeightsSource(filename=f"{release}.pth", sha256="", url=f"{_VRT_RELEASES}{release}.pth",
+                              licence=_VRT_LICENCE),
+        summary=summary,
+        protocol=OFFICIAL_PROTOCOL[release],
+    )
+
+
+ENTRIES: tuple[ModelEntry, ...] = (
+    ModelEntry(name="vrt", arch="VRT", kwargs={}, summary="VRT x4, default hyper-parameters, random weights"),
+    _entry("vrt-reds-6f", "001_VRT_videosr_bi_REDS_6frames", "VRT x4 trained on REDS (BI, 6-frame clips)"),
+    _entry("vrt-reds-16f", "002_VRT_videosr_bi_REDS_16frames", "VRT x4 trained on REDS (BI, 16-frame clips)"),
+    _entry("vrt-vimeo-bi-7f", "003_VRT_videosr_bi_Vimeo_7frames", "VRT x4 trained on Vimeo-90K (BI)"),
+    _entry("vrt-vimeo-bd-7f", "004_VRT_videosr_bd_Vimeo_7frames", "VRT x4 trained on Vimeo-90K (BD, blur-down)"),
+)
+
+
+def default_protocol(arch: str, kwargs: dict) -> Protocol:
+    """A VRT checkpoint by file: chunks that share 2 frames, as the official test clips do."""
+    return VRT_DEFAULT
+
+
+def _window_from_table(table_rows: int, tokens: int, wd: int | None = None) -> tuple[int, int, int] | None:
+    """(wd, wh, ww) with wd*wh*ww == tokens and (2wd-1)(2wh-1)(2ww-1) == table_rows (square windows first)."""
+    cands = []
+    for d in [wd] if wd else range(1, tokens + 1):
+        if tokens % d:
+            continue
+        hw = tokens // d
+        for h in range(1, hw + 1):
+            if hw % h == 0 and (2 * d - 1) * (2 * h - 1) * (2 * (hw // h) - 1) == table_rows:
+                cands.append((d, h, hw // h))
+    if not cands:
+        return None
+    cands.sort(key=lambda c: (c[1] != c[2], c))
+    return cands[0]
+
+
+def detect_vrt(state_dict: Mapping[str, torch.Tensor], filename: str | None = None) -> tuple[str, dict] | None:
+    """Recognise a VRT checkpoint and read its constructor kwargs from key names and shapes."""
+    sd = state_dict
+    if not ("conv_first.weight" in sd and "stage1.residual_group1.blocks.0.attn.qkv_mut.weight" in sd and "stage8.0.1.weight" in sd):
+        return None
+
+    def shape(k: str) -> tuple[int, ...]:
+        if k not in sd:
+            raise VsrkitError(f"VRT checkpoint: key {k!r} is missing")
+        return tuple(sd[k].shape)
+
+    kw: dict = {}
+    n8 = 0
+    while f"stage8.{n8 + 1}.linear.weight" in sd:
+        n8 += 1
+    embed, heads, depths = [], [], []
+    for i in range(7):
+        p = f"stage{i + 1}"
+        embed.append(shape(f"{p}.residual_group1.blocks.0.norm1.weight")[0])
+        heads.append(shape(f"{p}.residual_group1.blocks.0.attn.relative_position_bias_table")[1])
+        depths.append((count_blocks(sd, f"{p}.residual_group1.blocks."), count_blocks(sd, f"{p}.residual_group2.blocks.")))
+    for j in range(1, n8 + 1):
+        p = f"stage8.{j}.residual_group"
+        embed.append(shape(f"{p}.blocks.0.norm1.weight")[0])
+        heads.append(shape(f"{p}.blocks.0.attn.relative_position_bias_table")[1])
+        depths.append((count_blocks(sd, f"{p}.blocks."), 0))
+    kw["embed_dims"] = embed
+    kw["num_heads"] = heads
+    kw["depths"] = [a + b for a, b in depths]
+    # mul_attn_ratio: int(depth * r) mutual blocks in every stage 1-7
+    for r in (0.75, *sorted({a / (a + b) for a, b in depths[:7]})):
+        if all(int((a + b) * r) == a for a, b in depths[:7]):
+            if r != 0.75:
+                kw["mul_attn_ratio"] = r
+            break
+    else:
+        raise VsrkitError("VRT checkpoint: cannot tell mul_attn_ratio (mutual-attention blocks per stage differ)")
+
+    # spatial window from the mutual-attention sine position encoding and table (temporal window 2)
+    pb = shape("stage1.residual_group1.blocks.0.attn.position_bias")
+    t1 = shape("stage1.residual_group1.blocks.0.attn.relative_position_bias_table")[0]
+    w1 = _window_from_table(t1, 2 * pb[1], wd=2)
+    if w1 is None:
+        raise VsrkitError("VRT checkpoint: cannot tell window_size (mutual-attention table does not fit)")
+    wh, ww = w1[1], w1[2]
+    # temporal window from a full-window self-attention group
+    wd = None
+    indep = []
+    full_groups = [f"stage{i + 1}.residual_group2" for i in range(7) if depths[i][1] > 0]
+    for p in full_groups:
+        tokens = shape(f"{p}.blocks.0.attn.relative_position_index")[0]
+        if tokens % (wh * ww) == 0:
+            wd = tokens // (wh * ww)
+            break
+    stage8_wd = []
+    for j in range(1, n8 + 1):
+        tokens = shape(f"stage8.{j}.residual_group.blocks.0.attn.relative_position_index")[0]
+        stage8_wd.append(tokens // (wh * ww))
+    if wd is None:
+        others = [d for d in stage8_wd if d != 1]
+        if others:
+            wd = others[0]
+        elif stage8_wd:
+            wd = 1
+        else:
+            raise VsrkitError("VRT checkpoint: cannot tell window_size (no full-window attention block)")
+    if wd != 1:
+        indep = [7 + j for j, d in enumerate(stage8_wd) if d == 1]
+    kw["window_size"] = [wd, wh, ww]
+    kw["indep_reconsts"] = indep
+
+    dim0 = embed[0]
+    c_in = shape("stage1.pa_deform.conv_offset.0.weight")[1]
+    pa = (c_in - dim0) / (dim0 / 2 + 1)
+    if pa not in (2, 4, 6):
+        raise VsrkitError(f"VRT checkpoint: cannot tell pa_frames (conv_offset takes {c_in} channels)")
+    kw["pa_frames"] = int(pa)
+    dg_out = shape("stage1.pa_deform.conv_offset.6.weight")[0]
+    kw["deformable_groups"] = dg_out // 27
+    fc = shape("stage1.residual_group1.blocks.0.mlp.fc11.weight")[0]
+    if fc != 2 * dim0:
+        kw["mlp_ratio"] = fc / dim0
+    if "stage1.residual_group1.blocks.0.attn.qkv_self.bias" not in sd:
+        kw["qkv_bias"] = False
+
+    cf = shape("conv_first.weight")[1]
+    if cf % 9 == 1:
+        kw["nonblind_denoising"] = True
+        kw["in_chans"] = (cf - 1) // 9
+    else:
+        kw["in_chans"] = cf // 9
+    kw["out_chans"] = shape("conv_last.weight")[0]
+    if "upsample.0.weight" in sd:
+        nf = shape("upsample.0.weight")[1]
+        convs = [k for k in sd if k.startswith("upsample.") and k.endswith(".weight")]
+        if shape("upsample.0.weight")[0] == 9 * nf:
+            kw["upscale"] = 3
+        else:
+            kw["upscale"] = 2 ** (len(convs) - 1)
+    else:
+        kw["upscale"] = 1
+
+    # the official presets: img_size (no effect on the forward pass)
+    plain = kw["in_chans"] == kw["out_chans"] == 3 and not {"mul_attn_ratio", "mlp_ratio", "qkv_bias", "nonblind_denoising"} & set(kw)
+    for cfg in OFFICIAL_CONFIGS.values():
+        if plain and all(kw.get(k) == v for k, v in cfg.items() if k != "img_size"):
+            kw["img_size"] = cfg["img_size"]
+            break
+    return "VRT", kw
+
+
+FAMILY = Family(
+    "vrt",
+    ENTRIES,
+    rules=(Rule(("conv_first.weight", "stage1.residual_group1.blocks.0.attn.qkv_mut.weight"), detect_vrt),),
+    default_protocol=default_protocol,
+    # KAIR's VRT recipes: SpyNet and the deformable alignment learn at 1/8 of the rate (fix_lr_mul) and are the
+    # modules frozen for the first iterations (fix_keys; how long: the recipe's freeze.until)
+    training={"optim": {"lr_mul": {"spynet": 0.125, "deform": 0.125}}, "freeze": {"keys": ["spynet", "deform"]}},
+)

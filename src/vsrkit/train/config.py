@@ -3,7 +3,9 @@
 A config file has the sections below (every key is a field of the dataclass of its section). A key the
 dataclasses do not know, a key without a default that is absent, or a value of the wrong type is a one-line
 ``VsrkitError`` naming the key (``config: unknown key 'train.bacth_size'``). ``--set key=value`` overrides a
-key by its dotted name before validation; the value is read as YAML (``--set optim.lr=1e-4``).
+key by its dotted name before validation; the value is read as YAML (``--set optim.lr=1e-4``). Keys that a
+config leaves out are then taken from the training defaults of its network's family (``Family.training``, e.g.
+BasicVSR's ``optim.lr_mul: {spynet: 0.125}`` and ``freeze.keys: [spynet, edvr]``); the config's own keys win.
 
 ::
 
@@ -18,10 +20,16 @@ key by its dotted name before validation; the value is read as YAML (``--set opt
     scheduler: {type: cosine_restart, periods: [300000], restart_weights: [1], eta_min: 1.0e-7}
     freeze: {keys: [spynet, edvr], until: 5000}
     loss: {type: charbonnier, eps: 1.0e-12, reduction: mean}
+
+Two optional sections train a GAN (RealBasicVSR's second stage; absent: no perceptual loss, no discriminator)::
+
+    perceptual: {layer_weights: {"2": 0.1, "7": 0.1, "16": 1.0, "25": 1.0, "34": 1.0}, weight: 1.0}
+    gan: {discriminator: {mid_channels: 64}, weight: 5.0e-2, lr: 1.0e-4, betas: [0.9, 0.99]}
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -33,6 +41,7 @@ import yaml
 
 from vsrkit.data.config import DataCfg
 from vsrkit.errors import VsrkitError
+from vsrkit.models.registry import family_of_arch, get_family
 
 DATA_KINDS = ("reds", "vimeo", "clips", "videos", "images")
 SPLITS = ("train", "val", "test")
@@ -41,6 +50,9 @@ REDUCTIONS = ("mean", "sum", "sample")
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULERS = ("cosine_restart", "constant")
 PRECISIONS = ("fp32", "bf16", "fp16")
+GAN_TYPES = ("vanilla",)
+DISCRIMINATORS = ("UNetDiscriminatorWithSpectralNorm",)
+VGG_WEIGHTS = ("imagenet", "random")
 
 
 @dataclass
@@ -130,6 +142,41 @@ class LossCfg:
     reduction: str = "mean"  # mean (every element) | sum | sample (sum over each sample, mean over the batch)
     weight: float = 1.0
     value_range: float = 1.0  # the pixel scale the loss sees (RLSP's official code: 255)
+    # RealBasicVSR's cleaning loss: L1 (mean) between the cleaned LR clip and the pixel target shrunk x1/scale with
+    # area interpolation, times this weight; 0: none (networks that return their cleaned input: return_lqs)
+    cleaning_weight: float = 0.0
+    # the pixel (and cleaning) target is the unsharp-masked ground truth (mmagic is_use_sharpened_gt_in_pixel)
+    sharpened_gt: bool = False
+
+
+@dataclass
+class PerceptualCfg:
+    """A perceptual loss on VGG-19 features (mmagic's PerceptualLoss without its style term)."""
+
+    layer_weights: dict[str, float]  # layer index in VGG-19's ``features`` (torchvision's numbering) -> weight
+    weight: float = 1.0  # perceptual_weight
+    criterion: str = "l1"  # l1 | mse, between the features (mean over elements)
+    use_input_norm: bool = True  # ImageNet mean/std normalisation of the [0, 1] input
+    # imagenet: torchvision's published ImageNet weights through the hub (sha256-checked); random: untrained (tests);
+    # or a local file holding ``features.N.*`` keys
+    vgg_weights: str = "imagenet"
+    sharpened_gt: bool = False  # compare with the unsharp-masked ground truth (is_use_sharpened_gt_in_percep)
+
+
+@dataclass
+class GanCfg:
+    """An adversarial loss against a discriminator trained alongside, with an Adam optimizer of its own."""
+
+    lr: float
+    arch: str = "UNetDiscriminatorWithSpectralNorm"
+    discriminator: dict[str, Any] = field(default_factory=dict)  # its constructor arguments
+    type: str = "vanilla"  # vanilla: binary cross-entropy on logits
+    weight: float = 1.0  # of the generator's adversarial term (the discriminator's loss is not weighted)
+    real_label: float = 1.0
+    fake_label: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 0.0
+    sharpened_gt: bool = False  # the "real" images are the unsharp-masked ground truth (is_use_sharpened_gt_in_gan)
 
 
 @dataclass
@@ -147,6 +194,8 @@ class Config:
     scheduler: SchedulerCfg = field(default_factory=SchedulerCfg)
     freeze: FreezeCfg = field(default_factory=FreezeCfg)
     loss: LossCfg = field(default_factory=LossCfg)
+    perceptual: PerceptualCfg | None = None
+    gan: GanCfg | None = None
 
 
 # -------------------------------------------------------------------------------------------- validation
@@ -277,6 +326,24 @@ def _check(cfg: Config) -> None:
         if not s.periods or len(s.periods) != len(s.restart_weights):
             raise VsrkitError("config: scheduler.periods and scheduler.restart_weights must be non-empty lists "
                               "of the same length")
+    if cfg.perceptual is not None:
+        _choice(cfg.perceptual.criterion, ("l1", "mse"), "perceptual.criterion")
+        if not cfg.perceptual.layer_weights:
+            raise VsrkitError("config: perceptual.layer_weights must name at least one VGG-19 layer")
+        from vsrkit.models.vgg import vgg19_layers
+
+        total = len(vgg19_layers())
+        for k in cfg.perceptual.layer_weights:
+            if not (k.isdigit() and int(k) < total):
+                raise VsrkitError(f"config: perceptual.layer_weights key {k!r} is not a VGG-19 features index "
+                                  f"(0..{total - 1})")
+    if cfg.gan is not None:
+        _choice(cfg.gan.type, GAN_TYPES, "gan.type")
+        _choice(cfg.gan.arch, DISCRIMINATORS, "gan.arch")
+        if len(cfg.gan.betas) != 2:
+            raise VsrkitError(f"config: gan.betas must be two numbers, got {cfg.gan.betas}")
+        if cfg.train.precision == "fp16":
+            raise VsrkitError("config: train.precision fp16 is not supported with a gan section (use bf16 or fp32)")
     if len(cfg.optim.betas) != 2:
         raise VsrkitError(f"config: optim.betas must be two numbers, got {cfg.optim.betas}")
     for key, v in (("train.total_iter", cfg.train.total_iter), ("train.batch_size", cfg.train.batch_size)):
@@ -286,10 +353,39 @@ def _check(cfg: Config) -> None:
         raise VsrkitError("config: missing key val.data (val.every is set)")
 
 
-def from_dict(raw: dict[str, Any]) -> Config:
-    """A validated ``Config`` from a plain mapping."""
+def family_defaults(arch: Any) -> dict[str, Any]:
+    """The training defaults of the family of the network class ``arch`` (``Family.training``): config sections
+    such as ``{"optim": {"lr_mul": {"spynet": 0.125}}}``; empty for a name that is no network class (the config's
+    own check reports it)."""
+    if not isinstance(arch, str):
+        return {}
+    try:
+        family = get_family(family_of_arch(arch))
+    except VsrkitError:
+        return {}
+    return copy.deepcopy({section: dict(values) for section, values in family.training.items()})
+
+
+def merge_under(defaults: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` with ``defaults`` filled in where it leaves a key out, section by section: a key that ``raw`` sets
+    wins whole (a list or mapping value such as ``optim.lr_mul`` is not merged with the default's)."""
+    out = dict(raw)
+    for section, values in defaults.items():
+        if section not in out:
+            out[section] = dict(values)
+        elif isinstance(out[section], dict) and isinstance(values, dict):
+            out[section] = {**values, **out[section]}
+    return out
+
+
+def from_dict(raw: dict[str, Any], family_training: bool = True) -> Config:
+    """A validated ``Config`` from a plain mapping, over the training defaults of its network's family
+    (``family_training=False``: the mapping alone)."""
     if not isinstance(raw, dict):
         raise VsrkitError("config: the file must hold a mapping at the top level")
+    if family_training:
+        model = raw.get("model")
+        raw = merge_under(family_defaults(model.get("arch") if isinstance(model, dict) else None), raw)
     cfg = _build(Config, raw)
     _check(cfg)
     return cfg

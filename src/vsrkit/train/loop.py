@@ -7,7 +7,14 @@ One iteration ``n`` (1-based), as ``basicsr/train.py`` and the video models do i
 2. modules are frozen or unfrozen for iteration ``n`` (``Freezer``: fix_flow / tsa_iter);
 3. gradients set to None, forward (under autocast for bf16/fp16), loss in float32, backward (through a
    GradScaler for fp16), optional gradient clipping, the optimizer step (Adam, or SGD);
-4. the EMA of the weights.
+4. the EMA of the weights;
+5. with a ``gan`` section (RealBasicVSR's second stage, mmagic's ``RealBasicVSR.train_step``): the generator's loss
+   of step 3 also holds the perceptual and adversarial terms (the discriminator frozen), and after it the
+   discriminator takes one step: its loss on the real images backward, then on the (detached) output, then Adam.
+
+The generator's loss is the pixel loss, plus the cleaning loss (``loss.cleaning_weight``: the cleaned LR clip
+against the area-shrunk pixel target), the perceptual loss (``perceptual``) and the adversarial loss (``gan``);
+the pixel, perceptual and real images are the unsharp-masked ground truth where the sections say ``sharpened_gt``.
 
 Every ``val.every`` iterations rank 0 runs the network over the validation clips through
 ``vsrkit.infer.upscale_tensor`` (the engine with the model's spec, exactly as inference runs it) and logs
@@ -31,44 +38,46 @@ import numpy as np
 import torch
 import yaml
 from torch import nn
+from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from vsrkit.errors import VsrkitError
 from vsrkit.hub.checkpoint import load_state_dict, load_strict, save_weights, write_atomic_text
 from vsrkit.hub.detect import convert as convert_checkpoint
 from vsrkit.hub.loader import build
-from vsrkit.hub.registry import FAMILIES, family_module
+from vsrkit.models.registry import family_of_arch
 from vsrkit.train import checkpoint as ckpt
 from vsrkit.train.config import Config, to_dict
 from vsrkit.train.distributed import DistInfo, TrainSampler, barrier, select_device
 from vsrkit.train.ema import EMA
-from vsrkit.train.losses import make_loss
+from vsrkit.train.losses import (GANLoss, cleaning_target, make_discriminator, make_loss, make_perceptual,
+                                  sharpened)
 from vsrkit.train.optim import Freezer, make_optimizer, make_scheduler
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Trainer", "find_family", "export_kwargs"]
+__all__ = ["Trainer", "export_kwargs"]
 
 
-def find_family(arch: str) -> str:
-    """The family whose module defines the network class ``arch``."""
-    for family in FAMILIES:
-        cls = getattr(family_module(family), arch, None)
-        if isinstance(cls, type) and issubclass(cls, nn.Module):
-            return family
-    raise VsrkitError(f"config: model.arch {arch!r} is not a vsrkit network class")
+def _family(arch: str) -> str:
+    """The family of the network class ``arch`` (a config's ``model.arch``)."""
+    try:
+        return family_of_arch(arch)
+    except VsrkitError:
+        raise VsrkitError(f"config: model.arch {arch!r} is not a vsrkit network class") from None
 
 
 def export_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Constructor arguments as saved with the weights: the ``*_path`` arguments (pretrained SpyNet/EDVR files that
-    only initialise a network) are left out, since the saved weights replace them."""
-    return {k: v for k, v in kwargs.items() if not k.endswith("_path")}
+    """Constructor arguments as saved with the weights: the ``*_path`` and ``*_pretrained`` arguments (pretrained
+    SpyNet/EDVR files that only initialise a network; mmagic names them ``spynet_pretrained``) are left out, since
+    the saved weights replace them."""
+    return {k: v for k, v in kwargs.items() if not k.endswith(("_path", "_pretrained"))}
 
 
 def init_weights(model: nn.Module, path: str, strict: bool, what: str) -> int:
     """Load starting weights; non-strict loading keeps the keys whose name and shape fit (as BasicSR with
     ``strict_load_g: false``) and needs at least one. Returns the number of tensors loaded."""
-    sd = convert_checkpoint(find_family(type(model).__name__), load_state_dict(path))
+    sd = convert_checkpoint(_family(type(model).__name__), load_state_dict(path))
     if strict:
         load_strict(model, sd, source=path, what=what)
         return len(sd)
@@ -89,7 +98,7 @@ def widen_weights(model: nn.Module, path: str, what: str) -> int:
     wide network therefore computes exactly the narrow one's function at the start, and the new channels learn
     from there. This holds where new channels are appended at the end of every channel list (RLSP: filters,
     hidden state). Returns the number of tensors widened or copied."""
-    sd = convert_checkpoint(find_family(type(model).__name__), load_state_dict(path))
+    sd = convert_checkpoint(_family(type(model).__name__), load_state_dict(path))
     own = model.state_dict()
     missing = sorted(set(own) ^ set(sd))
     if missing:
@@ -150,7 +159,7 @@ class Trainer:
         if cfg.train.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # what deterministic cuBLAS needs
             torch.use_deterministic_algorithms(True)
-        self.family = find_family(cfg.model.arch)
+        self.family = _family(cfg.model.arch)
         torch.manual_seed(cfg.seed)
         model = build(self.family, cfg.model.arch, dict(cfg.model.kwargs))
         if cfg.model.init and cfg.model.init_widen:
@@ -167,6 +176,17 @@ class Trainer:
         self.scheduler = make_scheduler(self.optimizer, cfg.scheduler)
         self.freezer = Freezer(cfg.freeze)
         self.loss_fn = make_loss(cfg.loss)
+        self.perceptual = make_perceptual(cfg.perceptual).to(self.device) if cfg.perceptual is not None else None
+        self.disc: nn.Module | None = None
+        self.d_optimizer: torch.optim.Optimizer | None = None
+        if cfg.gan is not None:
+            g = cfg.gan
+            self.disc = make_discriminator(g).to(self.device).train()
+            self.d_optimizer = torch.optim.Adam(self.disc.parameters(), lr=g.lr, betas=tuple(g.betas),
+                                                weight_decay=g.weight_decay)
+            self.gan_loss = GANLoss(g.weight, g.real_label, g.fake_label)
+        self._ddp_disc: nn.Module | None = None
+        self.last_losses: dict[str, float] = {}
         self.amp_dtype = _amp_dtype(cfg.train.precision, self.device)
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.iteration = 0
@@ -214,18 +234,52 @@ class Trainer:
             group["lr"] = lr
         return lrs
 
+    def _targets(self, gt: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The pixel, perceptual and real (GAN) targets of a batch: the ground truth, or its unsharp-masked
+        version where the config says ``sharpened_gt`` (made once, on the CPU)."""
+        cfg = self.cfg
+        wants = {"pixel": cfg.loss.sharpened_gt,
+                 "percep": cfg.perceptual is not None and cfg.perceptual.sharpened_gt,
+                 "gan": cfg.gan is not None and cfg.gan.sharpened_gt}
+        plain = self.target(gt.to(self.device, non_blocking=True))
+        sharp = self.target(sharpened(gt).to(self.device)) if any(wants.values()) else None
+        return {k: (sharp if w else plain) for k, w in wants.items()}
+
     def train_step(self, lq: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-        """One iteration on a batch; returns the loss (a detached float32 scalar)."""
+        """One iteration on a batch; returns the generator's loss (a detached float32 scalar). The terms are kept
+        in ``last_losses`` (and the discriminator's, with a ``gan`` section)."""
         it = self.iteration + 1
         self.set_iteration_state(it)
         net = self._net()
+        cfg = self.cfg
         lq = self._input(lq.to(self.device, non_blocking=True))
-        target = self.target(gt.to(self.device, non_blocking=True))
+        targets = self._targets(gt)
+        target = targets["pixel"]
+        cleaning = cfg.loss.cleaning_weight > 0
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device_type=self.device.type, dtype=self.amp_dtype or torch.float32,
                             enabled=self.amp_dtype is not None):
-            out = net(lq)
+            out = net(lq, return_lqs=True) if cleaning else net(lq)
+        if cleaning:
+            out, cleaned = out
         loss = self.loss_fn(out.float(), target.float())
+        terms = {"pixel": loss.detach()}
+        if cleaning:
+            clean = F.l1_loss(cleaned.float(), cleaning_target(target.float(), self.spec.scale))
+            clean = clean * cfg.loss.cleaning_weight
+            terms["cleaning"] = clean.detach()
+            loss = loss + clean
+        if self.perceptual is not None or self.disc is not None:
+            images = out.float().flatten(0, -4)  # frames as images: [b * t, c, h, w]
+        if self.perceptual is not None:
+            percep = self.perceptual(images, targets["percep"].float().flatten(0, -4))
+            terms["perceptual"] = percep.detach()
+            loss = loss + percep
+        if self.disc is not None:
+            self.disc.requires_grad_(False)
+            adv = self.gan_loss(self.disc(images), target_is_real=True, is_disc=False)
+            terms["gan"] = adv.detach()
+            loss = loss + adv
         clip = self.cfg.train.grad_clip
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -241,8 +295,31 @@ class Trainer:
             self.optimizer.step()
         if self.ema is not None:
             self.ema.update(self.model)
+        if self.disc is not None:
+            terms.update(self._disc_step(images.detach(), targets["gan"].float().flatten(0, -4)))
         self.iteration = it
+        self.last_losses = {k: float(v) for k, v in terms.items()}
         return loss.detach()
+
+    def _disc_step(self, fake: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One discriminator step (mmagic's ``d_step_with_optim``): the real images' loss backward, then the
+        generated ones', then the optimizer step."""
+        assert self.disc is not None and self.d_optimizer is not None
+        self.disc.requires_grad_(True)
+        disc = self.disc
+        if self.info.distributed:  # the generator's step calls the bare module: only this step reduces gradients
+            if self._ddp_disc is None:
+                from torch.nn.parallel import DistributedDataParallel as DDP
+
+                self._ddp_disc = DDP(self.disc, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            disc = self._ddp_disc
+        self.d_optimizer.zero_grad(set_to_none=True)
+        d_real = self.gan_loss(disc(real), target_is_real=True, is_disc=True)
+        d_real.backward()
+        d_fake = self.gan_loss(disc(fake), target_is_real=False, is_disc=True)
+        d_fake.backward()
+        self.d_optimizer.step()
+        return {"d_real": d_real.detach(), "d_fake": d_fake.detach()}
 
     def _clip(self, max_norm: float) -> None:
         params = [p for p in self.model.parameters() if p.grad is not None]
@@ -261,6 +338,11 @@ class Trainer:
         for pid, st in osd["state"].items():
             for k, v in st.items():
                 tensors[f"optim.state.{pid}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
+        if self.disc is not None and self.d_optimizer is not None:
+            tensors.update({f"disc.{k}": v for k, v in self.disc.state_dict().items()})
+            for pid, st in self.d_optimizer.state_dict()["state"].items():
+                for k, v in st.items():
+                    tensors[f"d_optim.state.{pid}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
         tensors["rng.torch"] = torch.get_rng_state()
         if torch.cuda.is_available() and self.device.type == "cuda":
             for i, s in enumerate(torch.cuda.get_rng_state_all()):
@@ -278,6 +360,9 @@ class Trainer:
                     "numpy": [np_state[0], int(np_state[2]), int(np_state[3]), float(np_state[4])]},
             "world_size": self.info.world_size,
         }
+        if self.d_optimizer is not None:
+            train["d_optimizer"] = {"param_groups": [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()}
+                                                     for g in self.d_optimizer.state_dict()["param_groups"]]}
         return tensors, train
 
     def load_state(self, tensors: dict[str, torch.Tensor], train: dict[str, Any], source: str) -> None:
@@ -302,6 +387,21 @@ class Trainer:
             raise VsrkitError(f"{source}: {len(groups)} optimizer groups, the config makes "
                               f"{len(self.optimizer.param_groups)} (optim.lr_mul changed?)")
         self.optimizer.load_state_dict({"state": state, "param_groups": groups})
+        if self.disc is not None and self.d_optimizer is not None:
+            disc_sd = {k[len("disc."):]: v for k, v in tensors.items() if k.startswith("disc.")}
+            if not disc_sd or "d_optimizer" not in train:
+                raise VsrkitError(f"{source}: holds no discriminator, but the config has a gan section")
+            load_strict(self.disc, disc_sd, source=source, what=self.cfg.gan.arch)
+            d_state: dict[int, dict[str, torch.Tensor]] = {}
+            for k, v in tensors.items():
+                if k.startswith("d_optim.state."):
+                    pid, name = k[len("d_optim.state."):].split(".", 1)
+                    d_state.setdefault(int(pid), {})[name] = v
+            d_groups = train["d_optimizer"]["param_groups"]
+            for g in d_groups:
+                if "betas" in g:
+                    g["betas"] = tuple(g["betas"])
+            self.d_optimizer.load_state_dict({"state": d_state, "param_groups": d_groups})
         self.scheduler.load_state_dict(train["scheduler"])
         if self.scaler is not None and train.get("scaler"):
             self.scaler.load_state_dict(train["scaler"])
@@ -454,8 +554,12 @@ class Trainer:
                         raise VsrkitError(f"iteration {it}: the loss is {value}; lower optim.lr or use fp32")
                     if info.is_main:
                         lrs = [g["lr"] for g in self.optimizer.param_groups]
-                        _append_log(self.output / "log.jsonl", {"iter": it, "loss": value, "lr": lrs,
-                                                                "time": round(time.time() - t0, 3)})
+                        entry = {"iter": it, "loss": value, "lr": lrs, "time": round(time.time() - t0, 3)}
+                        if len(self.last_losses) > 1:  # the terms of a composite loss (this rank's)
+                            entry["losses"] = self.last_losses
+                            for k, v in self.last_losses.items():
+                                writer.add_scalar(f"train/loss_{k}", v, it)
+                        _append_log(self.output / "log.jsonl", entry)
                         writer.add_scalar("train/loss", value, it)
                         for i, lr in enumerate(lrs):
                             writer.add_scalar(f"train/lr_group{i}", lr, it)

@@ -1,7 +1,10 @@
-"""SpyNet: spatial-pyramid optical flow (Ranjan & Black, CVPR 2017), as used by BasicVSR, IconVSR and VRT.
+"""SpyNet: spatial-pyramid optical flow (Ranjan & Black, CVPR 2017), as used by BasicVSR, IconVSR, VRT and
+BasicVSR++.
 
 Parameter names follow BasicSR (``basic_module.{level}.basic_module.{i}``, buffers ``mean``/``std``),
-so official checkpoints load without conversion.
+so official checkpoints load without conversion. ``MMagicSpyNet`` is the same network under mmagic's
+names (each convolution an mmcv ``ConvModule``: ``basic_module.{level}.basic_module.{j}.conv``), as the
+BasicVSR++ checkpoints store it.
 """
 
 from __future__ import annotations
@@ -34,12 +37,39 @@ class BasicModule(nn.Module):
         return self.basic_module(x)
 
 
+class ConvModule(nn.Module):
+    """mmcv's ``ConvModule`` without normalisation: a convolution (key ``conv``), then ReLU if ``relu``."""
+
+    def __init__(self, in_channels: int, out_channels: int, relu: bool = True):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 7, 1, 3)
+        self.relu = relu
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        return F.relu(x) if self.relu else x
+
+
+class MMagicBasicModule(nn.Module):
+    """``BasicModule`` under mmagic's names: five ``ConvModule``s, ReLU after all but the last."""
+
+    def __init__(self):
+        super().__init__()
+        chans = (8, 32, 64, 32, 16, 2)
+        self.basic_module = nn.Sequential(*(ConvModule(chans[i], chans[i + 1], relu=i < 4) for i in range(5)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.basic_module(x)
+
+
 class SpyNet(nn.Module):
     """Coarse-to-fine flow over a six-level average-pooling pyramid; ImageNet-normalised input."""
 
+    level_module: type[nn.Module] = BasicModule
+
     def __init__(self, load_path: str | None = None):
         super().__init__()
-        self.basic_module = nn.ModuleList(BasicModule() for _ in range(LEVELS))
+        self.basic_module = nn.ModuleList(self.level_module() for _ in range(LEVELS))
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
         if load_path:
@@ -84,3 +114,30 @@ class SpyNet(nn.Module):
         flow[:, 0, :, :] *= float(w) / float(w32)
         flow[:, 1, :, :] *= float(h) / float(h32)
         return flow
+
+
+class MMagicSpyNet(SpyNet):
+    """SpyNet with mmagic's parameter names (``SPyNet`` of mmagic's ``basicvsr_net.py``): the same computation.
+    Its coarsest level starts from a zero flow of size/32 where BasicSR upsamples a zero flow of size/64 to it: the
+    same zeros, so the flows are the same.
+
+    ``load_path``: a local SpyNet checkpoint to load strictly: a plain state dict or one inside ``state_dict`` /
+    ``params``; mmagic's files may hold no ``mean``/``std`` (constants), which then keep their values here.
+    """
+
+    level_module = MMagicBasicModule
+
+    def __init__(self, load_path: str | None = None):
+        super().__init__(None)
+        if load_path:
+            if not isinstance(load_path, str):
+                raise TypeError(f"SpyNet weights must be a file path or None, got {type(load_path).__name__}")
+            if "://" in load_path:
+                raise ValueError(f"SpyNet weights must be a local file here, not a URL: {load_path}")
+            sd = torch.load(load_path, map_location="cpu", weights_only=True)
+            for key in ("state_dict", "params"):
+                sd = sd.get(key, sd)
+            sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
+            sd.setdefault("mean", self.mean)
+            sd.setdefault("std", self.std)
+            self.load_state_dict(sd, strict=True)
