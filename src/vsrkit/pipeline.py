@@ -99,6 +99,8 @@ def upscale_file(
     resume: bool = False,
     temp_disk: float | None = None,
     segment: int | None = None,
+    calibrate: str | os.PathLike | None = None,
+    force_precision: bool = False,
 ) -> Path:
     """Upscale a video file, image folder or image into a video, PNG folder or image; returns the output path.
 
@@ -108,12 +110,18 @@ def upscale_file(
     model's memory estimate (``plan_tile``); ``temp_disk`` (GiB) bounds the temporary disk of two-pass models.
     ``on_frame(n)`` is called after the n-th frame is written. ``precision="auto"`` picks bf16 or fp32 for the
     model and says which (``resolve_precision``). Decoding and encoding run in their own threads, overlapped
-    with the model; ``backend="onnxruntime"`` runs a file from ``vsrkit export`` (given as ``weights``).
+    with the model; ``backend="onnxruntime"`` runs a file from ``vsrkit export`` (given as ``weights``);
+    ``backend="openvino"`` converts the model to OpenVINO (``vsrkit.export.openvino``; precision fp32, bf16,
+    int8 calibrated on ``calibrate`` (default: the input itself), or auto; ``force_precision`` runs a precision
+    whose measured loss is over its budget).
     """
     inp, out = Path(input), Path(output)
     say = say or log.info
     check_options(crf, max_frames, temp_disk)
     set_threads(threads)
+    ov_precision = precision  # --- OpenVINO backend (issue 23): its precisions are its own (int8)
+    if backend == "openvino":
+        precision = "fp32"
     cfg = make_config(device, precision, tile, tile_overlap, chunk, chunk_overlap, say=say,
                       channels_last=channels_last, compile=compile)
     if max_memory is not None and tile:
@@ -130,8 +138,14 @@ def upscale_file(
         try:
             if backend == "onnxruntime":
                 net, cfg = _onnx_model(model, weights, cfg, tile, max_memory)
+            elif backend == "openvino":  # --- OpenVINO backend (issue 23) ---
+                from vsrkit.export.openvino import openvino_model
+
+                net, cfg = openvino_model(model, weights, cfg, ov_precision, calibrate=calibrate or inp,
+                                          force=force_precision, tile=tile, max_memory=max_memory, say=say,
+                                          progress=progress is not False)
             elif backend != "torch":
-                raise VsrkitError(f"unknown backend {backend!r} (use torch or onnxruntime)")
+                raise VsrkitError(f"unknown backend {backend!r} (use torch, onnxruntime or openvino)")
             else:
                 if model is None and weights is None:
                     model = default_model(str(cfg.device))
@@ -163,7 +177,7 @@ def upscale_file(
                 "vsrkit": vsrkit.__version__, "input": [str(inp.resolve()), *_file_id(inp)],
                 "model": getattr(net, "model_name", type(net).__name__),
                 "weights": _weights_digest(net), "backend": backend, "device": cfg.device.type,
-                "precision": precision_name(cfg),
+                "precision": getattr(net, "precision", None) or precision_name(cfg),  # (OpenVINO: its own)
                 "tile": cfg.tile, "tile_overlap": cfg.tile_overlap, "chunk": cfg.chunk, "chunk_overlap": cfg.chunk_overlap,
                 "crf": crf, "max_frames": max_frames, "segment": seg, "kind": kind, "temp_disk": temp_disk,
             })
