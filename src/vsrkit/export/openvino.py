@@ -221,6 +221,30 @@ def _convert(module: nn.Module, example: Sequence[torch.Tensor], dims: list[list
             return ov.convert_model(f"{tmp}/m.onnx")
 
 
+_KEEP_FLOAT_RT = "disable_fp16_compression_0"  # OpenVINO's mark for nodes kept in f32 under a bf16/f16 hint
+_STOP = ("Convolution", "GroupConvolution", "MatMul", "Parameter", "Constant")
+
+
+def keep_sampling_in_float(ir: Any) -> int:
+    """Mark every grid sampling node and what computes its grid (back to the convolutions that estimate the
+    flow) to run in f32 under a bf16 hint, as vsrkit's ``flow_warp`` does under autocast: sampling
+    coordinates in bf16 move pixels by up to a pixel at video sizes. Returns the nodes marked."""
+    marked: set[str] = set()
+    todo = [n for n in ir.get_ordered_ops() if n.get_type_name() == "GridSample"]
+    for n in todo:
+        n.get_rt_info()[_KEEP_FLOAT_RT] = ""
+        marked.add(n.get_friendly_name())
+    stack = [n.input_value(1).get_node() for n in todo]
+    while stack:
+        n = stack.pop()
+        if n.get_type_name() in _STOP or n.get_friendly_name() in marked:
+            continue
+        n.get_rt_info()[_KEEP_FLOAT_RT] = ""
+        marked.add(n.get_friendly_name())
+        stack.extend(v.get_node() for v in n.input_values())
+    return len(marked)
+
+
 class Part:
     """One converted function of a network: traced from PyTorch once (or read from the cache), compiled per
     input shape at the owner's precision; for int8, quantised from calibration inputs recorded while the
@@ -306,6 +330,8 @@ class Part:
             ir = ir.clone()
             if not self.static:
                 ir.reshape({ir.inputs[i].get_any_name(): list(s) for i, s in enumerate(shapes)})
+            if precision == "bf16":
+                keep_sampling_in_float(ir)
             config = {"INFERENCE_PRECISION_HINT": _HINT[precision], "PERFORMANCE_HINT": "LATENCY",
                       "NUM_STREAMS": "1", "INFERENCE_NUM_THREADS": str(torch.get_num_threads())}
             core = _core(None if self.owner.cache is None else str(self.owner.cache))
@@ -339,9 +365,12 @@ class Part:
         return [torch.from_numpy(np.array(res[o])) for o in req.model_outputs]
 
 
-def quantize(ir: Any, records: list[list[np.ndarray]]) -> Any:
+INT8_KEEP_FLOAT = (r".*spynet.*",)  # layers int8 leaves in float (by node name): the flow estimators
+
+
+def quantize(ir: Any, records: list[list[np.ndarray]], keep_float: Sequence[str] = INT8_KEEP_FLOAT) -> Any:
     """Post-training int8 quantisation of ``ir`` (NNCF) on the recorded inputs, in their order (deterministic:
-    NNCF takes the first ``len(records)`` samples)."""
+    NNCF takes the first ``len(records)`` samples); layers whose names match ``keep_float`` stay in float."""
     nncf = _require_nncf()
     if not records:
         raise VsrkitError("int8 calibration recorded no inputs")
@@ -352,7 +381,8 @@ def quantize(ir: Any, records: list[list[np.ndarray]]) -> Any:
     with warnings.catch_warnings(), contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
         warnings.simplefilter("ignore")
         nncf.set_log_level(logging.ERROR)
-        return nncf.quantize(ir, nncf.Dataset(records), subset_size=len(records),
+        ignored = nncf.IgnoredScope(patterns=list(keep_float), validate=False) if keep_float else None
+        return nncf.quantize(ir, nncf.Dataset(records), subset_size=len(records), ignored_scope=ignored,
                              preset=nncf.QuantizationPreset.MIXED, fast_bias_correction=True)
 
 
@@ -458,13 +488,14 @@ class OpenVinoModel(nn.Module):
     frames of a real video, see ``calibration_frames``); ``seed`` picks nothing itself but is part of the
     calibration's identity. ``cache``: the folder of converted models (default ``cache_root()``; None: no
     cache). ``size``/``frames``/``clip_overlap``: the fixed tile side and clip of models run as fixed clips.
-    ``via_onnx``: convert through an ONNX file instead of straight from PyTorch (for comparison).
+    ``via_onnx``: convert through an ONNX file instead of straight from PyTorch, and ``stepwise=False``: run
+    BasicVSR as fixed clips too (both for comparison, ``benchmarks/bench_openvino.py``).
     """
 
     def __init__(self, model: nn.Module, precision: str = "fp32", *, calibration: torch.Tensor | None = None,
                  seed: int = 0, cache: str | os.PathLike | None | bool = True, size: int | None = None,
                  frames: int | None = None, clip_overlap: int | None = None, via_onnx: bool = False,
-                 say: Callable[[str], None] | None = None):
+                 stepwise: bool = True, say: Callable[[str], None] | None = None):
         super().__init__()
         require_openvino()
         if precision not in PRECISIONS:
@@ -495,6 +526,7 @@ class OpenVinoModel(nn.Module):
             int8_loss_db=spec.int8_loss_db if spec.int8_loss_db is not None else losses.get("int8"),
         )
         self.parts: dict[str, Part] = {}
+        self._recorded: dict[tuple[str, Any], list[list[np.ndarray]]] = {}  # calibration inputs not yet used
         self.size: int | None = None
         kind = spec.temporal.kind
         self.kind = kind
@@ -516,7 +548,7 @@ class OpenVinoModel(nn.Module):
             state = [s + 0.1 * torch.rand(s.shape, generator=g) for s in state]  # not the zero first state
             self.state_channels_list = [s.shape[1] for s in state]
             self.parts["step"] = Part(self, "step", _Step(model), [x, *state], (0, -2, -1))
-        elif kind == "bidirectional" and _stepwise_passes(spec):
+        elif kind == "bidirectional" and stepwise and _stepwise_passes(spec):
             self.torch_passes = spec.passes
             self.state_channels = int(getattr(model, "num_feat", 0)) or self._probe_state_channels()
             spec = dataclasses.replace(spec, passes=TwoPass(_ov_backward, _ov_forward, spec.passes.context,
@@ -598,6 +630,9 @@ class OpenVinoModel(nn.Module):
     def calibration_inputs(self, part: Part, shapes: tuple[tuple[int, ...], ...] | None) -> list[list[np.ndarray]]:
         """The inputs ``part`` gets while this model runs, in fp32, over the calibration frames (resized to the
         frame size of ``shapes`` for a static graph)."""
+        at = (part.name, shapes)
+        if at in self._recorded:
+            return self._recorded.pop(at)
         frames = self.calibration
         if shapes is not None:
             h, w = shapes[0][-2:]
@@ -614,10 +649,11 @@ class OpenVinoModel(nn.Module):
             with torch.inference_mode():
                 self._drive(frames[None])
         finally:
-            recorded = part.record
-            for p in self.parts.values():
+            for p in self.parts.values():  # (kept for this model's other graphs, which quantise next)
+                if p.record:
+                    self._recorded[(p.name, tuple(tuple(a.shape) for a in p.record[0]) if p.static else None)] = p.record
                 p.record = None
-        return recorded or []
+        return self._recorded.pop(at, [])
 
     def _drive(self, clip: torch.Tensor) -> None:
         """Run the model over ``clip[1, T, c, h, w]`` in its calling convention (calibration)."""
