@@ -84,20 +84,37 @@ def test_basicvsr_streams_its_two_passes_exactly(tmp_path, chunk):
     m = ov(model, tmp_path)
     assert m.spec.temporal.kind == "bidirectional" and m.spec.passes is not None
     assert_close(upscale_tensor(m, io["input"][0], engine_config(chunk=chunk)), io["output"][0])
-    assert {"backward-64x64", "forward-64x64"} <= set(m.parts)  # one-frame steps, converted once per size
+    # per frame: the alignment (f32) and the body of each direction, converted once per frame size
+    assert {"align-backward-64x64", "body-backward-64x64", "align-forward-64x64", "body-forward-64x64"} <= set(m.parts)
 
 
 @needs_ov
-@pytest.mark.slow  # about a minute: tracing IconVSR's keyframe EDVR
-def test_iconvsr_runs_as_fixed_clips_like_its_onnx_export(tmp_path):
+@pytest.mark.slow  # a minute or two: seven graphs, SpyNet and EDVR among them
+def test_iconvsr_streams_its_two_passes_exactly(tmp_path):
+    """Keyframes (every 2nd frame and the last) refill both branches from EDVR windows mirrored at the video's
+    ends; blocks of 2 frames: the PyTorch network's two-pass result."""
     from vsrkit.models.basicvsr import IconVSR
 
     torch.manual_seed(0)
     model = IconVSR(8, 1, keyframe_stride=2, temporal_padding=1).eval()
-    m = ov(model, tmp_path, size=40, frames=3, clip_overlap=1)
-    assert m.spec.temporal.kind == "sequence" and m.spec.protocol.clip == 3 and m.size == 40
-    x = torch.rand(4, 3, 36, 56)
-    cfg = engine_config(tile=40, tile_overlap=8)
+    m = ov(model, tmp_path)
+    assert m.stepwise == "iconvsr" and m.spec.temporal.kind == "bidirectional"
+    x = torch.rand(5, 3, 40, 44)
+    cfg = engine_config(chunk=2)
+    assert_close(upscale_tensor(m, x, cfg), upscale_tensor(model, x, make_config("cpu", chunk=2)))
+
+
+@needs_ov
+@pytest.mark.slow  # about a minute: BasicVSR traced on a whole clip
+def test_fixed_clip_models_run_in_tiles_like_their_onnx_export(tmp_path):
+    """The path of sequence models (VRT) and of bidirectional ones without stepwise passes: a fixed clip of a fixed
+    square size, tiled by the engine (BasicVSR here, made to take it)."""
+    model, io = golden_model("basicsr_basicvsr")
+    m = ov(model, tmp_path, size=64, frames=5, clip_overlap=1, stepwise=False)
+    assert m.spec.temporal.kind == "sequence" and m.spec.protocol.clip == 5 and m.size == 64
+    assert_close(m(io["input"]), io["output"])
+    x = torch.rand(5, 3, 40, 70)
+    cfg = engine_config(tile=64, tile_overlap=8)
     model.spec = m.spec  # the same contract: the same schedule of clips and tiles
     assert_close(upscale_tensor(m, x, cfg), upscale_tensor(model, x, cfg))
 

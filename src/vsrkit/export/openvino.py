@@ -6,19 +6,23 @@ passes). What is converted, by the model's temporal kind (``vsrkit.models.spec``
 
 - ``frame``, ``window`` (``forward``) and ``recurrent`` (one ``step``, the state as explicit inputs and
   outputs, zeros at the first frame): one graph with a dynamic height and width, compiled per input shape;
-- ``bidirectional`` models with BasicVSR's passes (``models.basicvsr.backward_pass`` / ``forward_pass``): the
-  passes are converted on a block of one frame (the backward step: the frame, the next one and the state; the
-  forward step: the previous frame, the frame, its backward features and the state), one static graph each per
-  frame size, and the passes run those steps frame by frame, so ``infer.twopass`` streams them exactly as it
-  streams the PyTorch network (any block length and position). At the video's ends the missing neighbour is
-  stood in for by the frame itself and the state is zeros: a flow warp of zeros is zeros, so the result is the
-  network's own. Other bidirectional models (IconVSR, whose keyframes move with the block) and ``sequence``
-  models (VRT) run as fixed clips of a fixed square size, tiled by the engine, as ``vsrkit export`` does.
+- ``bidirectional`` models with BasicVSR's or IconVSR's passes (``models.basicvsr``): per frame of each pass, the
+  alignment (SpyNet's flow and the warp of the propagated state; always f32) and the body (the trunk; for the
+  forward pass also the fusion and the upsampling; IconVSR's keyframe refill as a variant of the body, and
+  its EDVR features as a graph of their own): static graphs per frame size. The passes run them frame by
+  frame, so ``infer.twopass`` streams the model exactly as it streams the PyTorch network (any block
+  length and position). At the video's ends the missing neighbour is stood in for by the frame itself and
+  the state is zeros: a warp of zeros is zeros, so the result is the network's own.
+- ``sequence`` models (VRT), and bidirectional models with other passes, run as fixed clips of a fixed square
+  size, tiled by the engine, as ``vsrkit export`` does.
 
-Why per-frame steps and not a block of many frames, and why from the PyTorch module (``ov.convert_model``)
-rather than from vsrkit's ONNX file: see ``benchmarks/bench_openvino.py`` and the README's OpenVINO section
-(converting a block costs time in proportion to its length, minutes for the default 24 frames; the two
-routes give the same graph and speed, the ONNX route adds an export and the onnx package).
+Why per-frame graphs, why the alignment apart, and why from the PyTorch module (``ov.convert_model``) rather
+than from vsrkit's ONNX file: measured by ``benchmarks/bench_openvino.py`` (README, OpenVINO). Converting a
+pass over a block costs time in proportion to the block's length (about half a minute a frame here: many
+minutes for the engine's 24-frame blocks), and a block graph changes with the block's place (its ends, and
+IconVSR's keyframes); a bf16 graph computes its sampling coordinates in bf16 too (OpenVINO's CPU plugin
+honours no per-node f32 mark set from Python), which cost BasicVSR 0.09 dB, 0.01 dB with the alignment in
+f32; the two conversion routes give the same graph and speed, and the ONNX one adds an export and a package.
 
 Precision: ``fp32`` (OpenVINO's inference precision hint set to f32: on CPUs with bf16 units OpenVINO would
 otherwise pick bf16 by itself), ``bf16`` (the hint set to bf16) and ``int8`` (post-training quantisation with
@@ -221,38 +225,15 @@ def _convert(module: nn.Module, example: Sequence[torch.Tensor], dims: list[list
             return ov.convert_model(f"{tmp}/m.onnx")
 
 
-_KEEP_FLOAT_RT = "disable_fp16_compression_0"  # OpenVINO's mark for nodes kept in f32 under a bf16/f16 hint
-_STOP = ("Convolution", "GroupConvolution", "MatMul", "Parameter", "Constant")
-
-
-def keep_sampling_in_float(ir: Any) -> int:
-    """Mark every grid sampling node and what computes its grid (back to the convolutions that estimate the
-    flow) to run in f32 under a bf16 hint, as vsrkit's ``flow_warp`` does under autocast: sampling
-    coordinates in bf16 move pixels by up to a pixel at video sizes. Returns the nodes marked."""
-    marked: set[str] = set()
-    todo = [n for n in ir.get_ordered_ops() if n.get_type_name() == "GridSample"]
-    for n in todo:
-        n.get_rt_info()[_KEEP_FLOAT_RT] = ""
-        marked.add(n.get_friendly_name())
-    stack = [n.input_value(1).get_node() for n in todo]
-    while stack:
-        n = stack.pop()
-        if n.get_type_name() in _STOP or n.get_friendly_name() in marked:
-            continue
-        n.get_rt_info()[_KEEP_FLOAT_RT] = ""
-        marked.add(n.get_friendly_name())
-        stack.extend(v.get_node() for v in n.input_values())
-    return len(marked)
-
-
 class Part:
     """One converted function of a network: traced from PyTorch once (or read from the cache), compiled per
     input shape at the owner's precision; for int8, quantised from calibration inputs recorded while the
     owner runs in fp32 (``record``)."""
 
     def __init__(self, owner: "OpenVinoModel", name: str, module: nn.Module, example: Sequence[torch.Tensor],
-                 dynamic: Sequence[int] = ()):
+                 dynamic: Sequence[int] = (), precision: str | None = None):
         self.owner = owner
+        self.precision = precision  # a fixed precision (None: the owner's)
         self.name = name
         self.module = module
         self.example = [t.detach().cpu().float().contiguous() for t in example]
@@ -330,8 +311,6 @@ class Part:
             ir = ir.clone()
             if not self.static:
                 ir.reshape({ir.inputs[i].get_any_name(): list(s) for i, s in enumerate(shapes)})
-            if precision == "bf16":
-                keep_sampling_in_float(ir)
             config = {"INFERENCE_PRECISION_HINT": _HINT[precision], "PERFORMANCE_HINT": "LATENCY",
                       "NUM_STREAMS": "1", "INFERENCE_NUM_THREADS": str(torch.get_num_threads())}
             core = _core(None if self.owner.cache is None else str(self.owner.cache))
@@ -356,7 +335,7 @@ class Part:
         shapes = tuple(a.shape for a in arrays)
         if self.static and [list(s) for s in shapes] != self.dims:
             raise ValueError(f"{self.name}: converted for inputs {self.dims}, got {[list(s) for s in shapes]}")
-        precision = self.owner.precision
+        precision = self.precision or self.owner.precision
         if self.record is not None:
             self.record.append([a.copy() for a in arrays])
             precision = "fp32"
@@ -365,7 +344,7 @@ class Part:
         return [torch.from_numpy(np.array(res[o])) for o in req.model_outputs]
 
 
-INT8_KEEP_FLOAT = (r".*spynet.*",)  # layers int8 leaves in float (by node name): the flow estimators
+INT8_KEEP_FLOAT: tuple[str, ...] = ()  # layers int8 leaves in float, by node name (regular expressions)
 
 
 def quantize(ir: Any, records: list[list[np.ndarray]], keep_float: Sequence[str] = INT8_KEEP_FLOAT) -> Any:
@@ -399,72 +378,192 @@ class _Step(nn.Module):
         return (y, *new_state)
 
 
-class _BackwardStep(nn.Module):
-    """The backward pass over a block of one frame: ``x[1, 2, c, h, w]`` (the frame and the next one) and the
-    state of the next frame -> (the frame's backward features ``[1, 1, ...]``, its state)."""
+class _Align(nn.Module):
+    """A propagation's alignment for one frame: SpyNet's flow between ``x[1, 2, c, h, w]`` (backward: the frame,
+    then the next one; forward: the previous frame, then the frame) and the propagated state warped by it, as
+    ``backward_pass`` / ``forward_pass`` compute them. Always f32: sampling coordinates in bf16 move pixels."""
 
-    def __init__(self, model: nn.Module, passes: TwoPass):
+    def __init__(self, model: nn.Module, backward: bool):
         super().__init__()
-        self.model, self.passes = model, passes
+        self.model, self.backward = model, backward
 
-    def forward(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.passes.backward(self.model, x, state, Block(0, 1, 2))
+    def forward(self, x: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        from vsrkit.models.basicvsr import _one_way_flows
+        from vsrkit.models.layers.common import flow_warp
+
+        flow = _one_way_flows(self.model.spynet, x, backward=self.backward)[:, 0]
+        return flow_warp(state, flow.permute(0, 2, 3, 1))
 
 
-class _ForwardStep(nn.Module):
-    """The forward pass over a block of one frame: ``x[1, 2, c, h, w]`` (the previous frame and the frame), the
-    frame's backward features and the previous frame's forward state -> (its output ``[1, 1, c, sh, sw]``, its
-    state)."""
+class _BackwardBody(nn.Module):
+    """The backward branch's trunk for one frame: (the frame, the aligned state) -> its backward features."""
 
-    def __init__(self, model: nn.Module, passes: TwoPass):
+    def __init__(self, model: nn.Module):
         super().__init__()
-        self.model, self.passes = model, passes
+        self.model = model
 
-    def forward(self, x: torch.Tensor, feats: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.passes.forward(self.model, x, feats, state, Block(1, 2, 2, 0))
+    def forward(self, lr: torch.Tensor, aligned: torch.Tensor) -> torch.Tensor:
+        return self.model.backward_trunk(torch.cat([lr, aligned], dim=1))
 
 
-def _stepwise_passes(spec: ModelSpec) -> bool:
-    """Whether the model's two passes are BasicVSR's (exact when run one frame at a time with zero states)."""
+class _ForwardBody(nn.Module):
+    """The forward branch's trunk, the fusion with the backward features and the upsampling for one frame:
+    (the frame, the aligned state, its backward features) -> (its output, its forward state)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, lr: torch.Tensor, aligned: torch.Tensor, backward_feat: torch.Tensor):
+        from vsrkit.models.basicvsr import _reconstruct
+
+        m = self.model
+        feat = m.forward_trunk(torch.cat([lr, aligned], dim=1))
+        fused = m.lrelu(m.fusion(torch.cat([backward_feat, feat], dim=1)))
+        return _reconstruct(m, fused, lr), feat
+
+
+class _IconBackwardBody(nn.Module):
+    """IconVSR's backward branch for one frame: at a keyframe the refill (the aligned state fused with the
+    keyframe's EDVR features), then the trunk."""
+
+    def __init__(self, model: nn.Module, key: bool):
+        super().__init__()
+        self.model, self.key = model, key
+
+    def forward(self, lr: torch.Tensor, aligned: torch.Tensor, *key_feat: torch.Tensor) -> torch.Tensor:
+        m = self.model
+        feat = m.backward_fusion(torch.cat([aligned, key_feat[0]], dim=1)) if self.key else aligned
+        return m.backward_trunk(torch.cat([lr, feat], dim=1))
+
+
+class _IconForwardBody(nn.Module):
+    """IconVSR's forward branch for one frame: the refill at a keyframe, the trunk coupled with the backward
+    features, and the upsampling -> (its output, its forward state)."""
+
+    def __init__(self, model: nn.Module, key: bool):
+        super().__init__()
+        self.model, self.key = model, key
+
+    def forward(self, lr: torch.Tensor, aligned: torch.Tensor, backward_feat: torch.Tensor, *key_feat: torch.Tensor):
+        from vsrkit.models.basicvsr import _reconstruct
+
+        m = self.model
+        feat = m.forward_fusion(torch.cat([aligned, key_feat[0]], dim=1)) if self.key else aligned
+        feat = m.forward_trunk(torch.cat([lr, backward_feat, feat], dim=1))
+        return _reconstruct(m, feat, lr), feat
+
+
+def _stepwise_passes(spec: ModelSpec) -> str | None:
+    """``basicvsr`` or ``iconvsr`` when the model's two passes are theirs (exact when run one frame at a time
+    with zero states at the video's ends), else None."""
     from vsrkit.models import basicvsr
 
     p = spec.passes
-    return p is not None and p.backward is basicvsr.backward_pass and p.forward is basicvsr.forward_pass
+    if p is None:
+        return None
+    if p.backward is basicvsr.backward_pass and p.forward is basicvsr.forward_pass:
+        return "basicvsr"
+    if p.backward is basicvsr.iconvsr_backward and p.forward is basicvsr.iconvsr_forward:
+        return "iconvsr"
+    return None
 
 
-def _ov_backward(model: "OpenVinoModel", x: torch.Tensor, state: torch.Tensor | None, block: Block):
-    """``TwoPass.backward`` on OpenVINO: the converted one-frame step from the block's last frame to its first."""
-    if block.total == 1:  # a one-frame video (and twopass's size probe): the network's own pass
+def _keyframes(model: "OpenVinoModel", x: torch.Tensor, block: Block) -> dict[int, torch.Tensor]:
+    """IconVSR: the EDVR features of the keyframes in the block (``models.basicvsr._block_keyframes`` on
+    OpenVINO)."""
+    from vsrkit.models.basicvsr import _keyframe_window
+
+    m = model.torch_model
+    last = block.total - 1
+    edvr = model.graph(x, "edvr")
+    feats = {}
+    for i in range(block.start, block.stop):
+        if i % m.keyframe_stride == 0 or i == last:
+            local = [j - block.first for j in _keyframe_window(i, block.total, m.temporal_padding)]
+            feats[i] = edvr(x[:, local])[0]
+    return feats
+
+
+def _ov_icon_backward(model: "OpenVinoModel", x: torch.Tensor, state: torch.Tensor | None, block: Block):
+    """IconVSR's ``TwoPass.backward`` on OpenVINO; returns ((features, keyframe features), state) as
+    ``iconvsr_backward`` does."""
+    if block.total == 1:
         return model.torch_passes.backward(model.torch_model, x, state, block)
-    model._ensure_steps(x)
+    key_feats = _keyframes(model, x, block)
+    align = model.graph(x, "align-backward")
     o, n = block.offset, block.size
     b, _, _, h, w = x.shape
     feat = state if state is not None else x.new_zeros(b, model.state_channels, h, w)
     feats: list[torch.Tensor] = [x.new_empty(0)] * n
-    step = model.parts["backward"]
     for i in range(n - 1, -1, -1):
-        j = o + i
-        nxt = j + 1 if block.start + i + 1 < block.total else j  # no next frame: zeros state, any frame
-        f, feat = step(x[:, [j, nxt]], feat)
-        feats[i] = f[:, 0]
-    return torch.stack(feats, 1), feat
+        j, t = o + i, block.start + i
+        nxt = j + 1 if t + 1 < block.total else j
+        (aligned,) = align(x[:, [j, nxt]], feat)
+        if t in key_feats:
+            (feat,) = model.graph(x, "body-backward-key")(x[:, j], aligned, key_feats[t])
+        else:
+            (feat,) = model.graph(x, "body-backward")(x[:, j], aligned)
+        feats[i] = feat
+    return (torch.stack(feats, 1), key_feats), feat
 
 
-def _ov_forward(model: "OpenVinoModel", x: torch.Tensor, feats: torch.Tensor, state: torch.Tensor | None, block: Block):
-    """``TwoPass.forward`` on OpenVINO: the converted one-frame step from the block's first frame to its last."""
+def _ov_icon_forward(model: "OpenVinoModel", x: torch.Tensor, feats: Any, state: torch.Tensor | None, block: Block):
+    """IconVSR's ``TwoPass.forward`` on OpenVINO."""
     if block.total == 1:
         return model.torch_passes.forward(model.torch_model, x, feats, state, block)
-    model._ensure_steps(x)
+    backward_feats, key_feats = feats
+    align = model.graph(x, "align-forward")
     o, n = block.offset, block.size
     b, _, _, h, w = x.shape
     feat = state if state is not None else x.new_zeros(b, model.state_channels, h, w)
     outs = []
-    step = model.parts["forward"]
+    for i in range(n):
+        j, t = o + i, block.start + i
+        prev = j - 1 if t > 0 else j
+        (aligned,) = align(x[:, [prev, j]], feat)
+        if t in key_feats:
+            y, feat = model.graph(x, "body-forward-key")(x[:, j], aligned, backward_feats[:, i], key_feats[t])
+        else:
+            y, feat = model.graph(x, "body-forward")(x[:, j], aligned, backward_feats[:, i])
+        outs.append(y)
+    return torch.stack(outs, 1), feat
+
+
+def _ov_backward(model: "OpenVinoModel", x: torch.Tensor, state: torch.Tensor | None, block: Block):
+    """``TwoPass.backward`` on OpenVINO, from the block's last frame to its first: per frame, the alignment
+    (f32) of the next frame's state, then the trunk (at the model's precision)."""
+    if block.total == 1:  # a one-frame video (and twopass's size probe): the network's own pass
+        return model.torch_passes.backward(model.torch_model, x, state, block)
+    align, body = model.graph(x, "align-backward"), model.graph(x, "body-backward")
+    o, n = block.offset, block.size
+    b, _, _, h, w = x.shape
+    feat = state if state is not None else x.new_zeros(b, model.state_channels, h, w)
+    feats: list[torch.Tensor] = [x.new_empty(0)] * n
+    for i in range(n - 1, -1, -1):
+        j = o + i
+        nxt = j + 1 if block.start + i + 1 < block.total else j  # no next frame: a zero state, warped by anything
+        (aligned,) = align(x[:, [j, nxt]], feat)
+        (feat,) = body(x[:, j], aligned)
+        feats[i] = feat
+    return torch.stack(feats, 1), feat
+
+
+def _ov_forward(model: "OpenVinoModel", x: torch.Tensor, feats: torch.Tensor, state: torch.Tensor | None, block: Block):
+    """``TwoPass.forward`` on OpenVINO, from the block's first frame to its last."""
+    if block.total == 1:
+        return model.torch_passes.forward(model.torch_model, x, feats, state, block)
+    align, body = model.graph(x, "align-forward"), model.graph(x, "body-forward")
+    o, n = block.offset, block.size
+    b, _, _, h, w = x.shape
+    feat = state if state is not None else x.new_zeros(b, model.state_channels, h, w)
+    outs = []
     for i in range(n):
         j = o + i
-        prev = j - 1 if block.start + i > 0 else j  # no previous frame: zeros state, any frame
-        y, feat = step(x[:, [prev, j]], feats[:, i:i + 1], feat)
-        outs.append(y[:, 0])
+        prev = j - 1 if block.start + i > 0 else j  # no previous frame: a zero state, warped by anything
+        (aligned,) = align(x[:, [prev, j]], feat)
+        y, feat = body(x[:, j], aligned, feats[:, i])
+        outs.append(y)
     return torch.stack(outs, 1), feat
 
 
@@ -526,6 +625,7 @@ class OpenVinoModel(nn.Module):
             int8_loss_db=spec.int8_loss_db if spec.int8_loss_db is not None else losses.get("int8"),
         )
         self.parts: dict[str, Part] = {}
+        self.stepwise: str | None = None  # bidirectional models run as one-frame steps: "basicvsr" / "iconvsr"
         self._recorded: dict[tuple[str, Any], list[list[np.ndarray]]] = {}  # calibration inputs not yet used
         self.size: int | None = None
         kind = spec.temporal.kind
@@ -549,11 +649,12 @@ class OpenVinoModel(nn.Module):
             self.state_channels_list = [s.shape[1] for s in state]
             self.parts["step"] = Part(self, "step", _Step(model), [x, *state], (0, -2, -1))
         elif kind == "bidirectional" and stepwise and _stepwise_passes(spec):
+            self.stepwise = _stepwise_passes(spec)
             self.torch_passes = spec.passes
             self.state_channels = int(getattr(model, "num_feat", 0)) or self._probe_state_channels()
-            spec = dataclasses.replace(spec, passes=TwoPass(_ov_backward, _ov_forward, spec.passes.context,
-                                                            spec.passes.forward_cost))
-            # the graphs are static: made per frame size, at the first call (``_ensure_steps``)
+            fns = (_ov_backward, _ov_forward) if self.stepwise == "basicvsr" else (_ov_icon_backward, _ov_icon_forward)
+            spec = dataclasses.replace(spec, passes=TwoPass(*fns, spec.passes.context, spec.passes.forward_cost))
+            # the graphs are static: made per frame size, at the first call (``graphs``)
         else:  # sequence models, and bidirectional ones without stepwise passes: fixed clips
             T = frames or spec.protocol.clip or DEFAULT_FRAMES
             if T < spec.min_frames:
@@ -582,27 +683,34 @@ class OpenVinoModel(nn.Module):
             _, st = self.torch_passes.backward(self.torch_model, x, None, Block(0, 1, 1))
         return int(st.shape[1])
 
-    def _ensure_steps(self, x: torch.Tensor) -> None:
-        """The backward and forward step graphs for frames of x's size (bidirectional models)."""
+    def graph(self, x: torch.Tensor, what: str) -> "Part":
+        """One graph of a stepwise bidirectional model for frames of x's size, made at its first call: the
+        alignment of a direction (``align-backward``, ``align-forward``; always f32), its body (``body-backward``,
+        ``body-forward``, and IconVSR's keyframe bodies ``...-key``), or IconVSR's ``edvr``."""
         h, w = x.shape[-2:]
-        key = f"backward-{h}x{w}"
-        if key not in self.parts:
-            self._make_steps(x)
-        self.parts["backward"], self.parts["forward"] = self.parts[key], self.parts[f"forward-{h}x{w}"]
-
-    def _make_steps(self, x: torch.Tensor) -> None:
-        h, w = x.shape[-2:]
-        key = f"backward-{h}x{w}"
-        b, c = x.shape[0], x.shape[2]
+        name = f"{what}-{h}x{w}"
+        if name in self.parts:
+            return self.parts[name]
+        b, c, nf = x.shape[0], x.shape[2], self.state_channels
         g = torch.Generator().manual_seed(0)
-        x2 = torch.rand(b, 2, c, h, w, generator=g)
-        st = torch.rand(b, self.state_channels, h, w, generator=g)
-        with torch.no_grad():
-            feats, _ = self.torch_passes.backward(self.torch_model, x2, st, Block(0, 1, 2))
-        m = self.torch_model
-        self.parts[key] = Part(self, f"backward-{h}x{w}", _BackwardStep(m, self.torch_passes), [x2, st])
-        self.parts[f"forward-{h}x{w}"] = Part(self, f"forward-{h}x{w}", _ForwardStep(m, self.torch_passes),
-                                             [x2, feats, st])
+        lr, st, bf = (torch.rand(b, c, h, w, generator=g), torch.rand(b, nf, h, w, generator=g),
+                      torch.rand(b, nf, h, w, generator=g))
+        m, icon, key = self.torch_model, self.stepwise == "iconvsr", what.endswith("-key")
+        kf = [torch.rand(b, nf, h, w, generator=g)] if key else []
+        precision = None
+        if what.startswith("align-"):
+            module, example, precision = _Align(m, what == "align-backward"), [torch.rand(b, 2, c, h, w, generator=g), st], "fp32"
+        elif what.startswith("body-backward"):
+            module, example = (_IconBackwardBody(m, key) if icon else _BackwardBody(m)), [lr, st, *kf]
+        elif what.startswith("body-forward"):
+            module, example = (_IconForwardBody(m, key) if icon else _ForwardBody(m)), [lr, st, bf, *kf]
+        elif what == "edvr":
+            n = 2 * m.temporal_padding + 1
+            module, example = m.edvr, [torch.rand(b, n, c, h, w, generator=g)]
+        else:
+            raise ValueError(f"unknown graph {what!r}")
+        self.parts[name] = Part(self, name, module, example, precision=precision)
+        return self.parts[name]
 
     def prepare(self, height: int, width: int) -> None:
         """Convert (or read from the cache), quantise and compile now for frames of ``height x width`` (after
@@ -611,11 +719,12 @@ class OpenVinoModel(nn.Module):
         c = spec.channels
         if self.kind == "bidirectional" and self.size is None:
             x = torch.zeros(1, 2, c, height, width)
-            self._ensure_steps(x)
-            f = self.parts["backward"]
-            f._request(tuple(tuple(d) for d in f.dims), self.precision)
-            f = self.parts["forward"]
-            f._request(tuple(tuple(d) for d in f.dims), self.precision)
+            whats = ["align-backward", "body-backward", "align-forward", "body-forward"]
+            if self.stepwise == "iconvsr":
+                whats += ["body-backward-key", "body-forward-key", "edvr"]
+            for what in whats:
+                part = self.graph(x, what)
+                part._request(tuple(tuple(d) for d in part.dims), part.precision or self.precision)
             return
         for part in self.parts.values():
             shapes = [list(d) for d in part.dims]
@@ -673,8 +782,8 @@ class OpenVinoModel(nn.Module):
                 _, state = self.step(clip[:, j:j + n], state)
         elif kind == "bidirectional":
             blk = Block(0, T, T)
-            feats, _ = _ov_backward(self, clip, None, blk)
-            _ov_forward(self, clip, feats, None, blk)
+            feats, _ = spec.passes.backward(self, clip, None, blk)
+            spec.passes.forward(self, clip, feats, None, blk)
         else:
             n = spec.protocol.clip or T
             for a in range(0, max(T - n, 0) + 1, n):
