@@ -282,3 +282,22 @@ def test_without_openvino_the_backend_is_a_one_line_error(monkeypatch, tmp_path)
                                   "--max-frames", "1", "-q"])
     assert r.exit_code == 2 and "vsrkit[openvino]" in r.output and "Traceback" not in r.output
     assert len(r.output.strip().splitlines()) == 1
+
+
+@needs_ov
+def test_bench_compares_backends_in_one_table(tmp_path, monkeypatch):
+    """`vsrkit bench --backend all`: a row per backend and precision, OpenVINO fp32 on PyTorch fp32's pixels."""
+    monkeypatch.setenv("VSRKIT_CACHE", str(tmp_path / "cache"))
+    r = CliRunner().invoke(main, ["bench", "-m", "esr-tr-x2", "--backend", "torch,openvino", "--size", "40x32",
+                                  "--frames", "2", "--repeat", "1", "--json", str(tmp_path / "b.json")])
+    assert r.exit_code == 0, r.output
+    import json
+
+    table = json.loads((tmp_path / "b.json").read_text())["tables"][0]
+    rows = {(row["backend"], row["precision"]): row for row in table["rows"]}
+    assert set(rows) == {("torch", "fp32"), ("torch", "bf16"), ("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "int8")}
+    ov32 = rows[("openvino", "fp32")]
+    assert ov32["fps"] > 0 and ov32["peak_rss_mib"] > 0 and ov32["db_vs_fp32"] > 80
+    assert "openvino" in r.output and "ms/frame" in r.output and "CPU:" in r.output
+    r = CliRunner().invoke(main, ["bench", "-m", "esr-tr-x2", "--backend", "tensorrt"])
+    assert r.exit_code == 2 and "unknown backend 'tensorrt'" in r.output
