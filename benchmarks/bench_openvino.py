@@ -11,10 +11,12 @@ Sections (all by default; pick with ``--sections``):
 - ``quality``: Y PSNR against the ground truth on held-out real clips (``--quality-clips``, BI-degraded x4 to
   the input size, centre crop) of PyTorch fp32/bf16 and OpenVINO fp32/bf16/int8 (int8 calibrated on
   ``--calibrate``, not those clips); the losses against fp32 are what ``MEASURED_LOSS_DB`` records;
-- ``speed``: ``vsrkit upscale`` end to end (decode, engine, encode) of ``--frames`` frames of a 320x180 input
-  (``--input``), per variant, after a warm-up run (so conversion and calibration are cached); repeats
-  interleaved, the median of each; ratios against the fastest PyTorch variant of the same run. RLSP's
-  figures are frames per second on ``--threads`` cores.
+- ``engine``: ``vsrkit bench --backend torch,openvino`` on the same frames (the engine alone, frames in memory);
+- ``speed``: ``vsrkit upscale`` end to end (decode, engine, H.264 encode) of a 320x180 input (``--input``; by
+  default Big Buck Bunny BI-degraded to it), ``--frames`` frames for BasicVSR, ``--frames-fast`` for the others,
+  per variant, after a warm-up run (so conversion and calibration are cached); repeats interleaved, the
+  median of each: the whole run, its start (to the first frame written) and the steady time per frame after
+  it; ratios against the fastest PyTorch variant of the same run. Frames per second are on ``--threads`` cores.
 
 The CPU's name and flags and the load average (before and after) are printed: the machine may be shared.
 
@@ -47,9 +49,8 @@ from vsrkit.infer import make_config, upscale_tensor  # noqa: E402
 from vsrkit.models.spec import Block  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-INPUT = SHARED / "frames" / "reds_demo_000_lr"  # 21 frames of 320x180 (LR, no ground truth)
 CALIBRATE = SHARED / "frames" / "reds_demo_000_lr"
-HELD_OUT = [SHARED / "clips" / "bigbuckbunny.mp4", SHARED / "clips" / "Megamind.avi"]
+HELD_OUT = [SHARED / "clips" / "bigbuckbunny.mp4", SHARED / "clips" / "Megamind.avi", SHARED / "clips" / "vtest.avi"]
 
 warnings.simplefilter("ignore")
 
@@ -69,10 +70,36 @@ def model(name: str) -> torch.nn.Module:
     return m.eval()
 
 
-def held_out(clip: Path, n: int, h: int, w: int, scale: int) -> tuple[torch.Tensor, list[np.ndarray]]:
+def held_out(clip: Path, n: int, h: int, w: int, scale: int, skip: int = 40) -> tuple[torch.Tensor, list[np.ndarray]]:
+    """n frames of ``clip`` after the first ``skip`` (title cards, fades), centre-cropped to (h, w) x scale and
+    BI-degraded: (LR frames, HR ground truth)."""
     from vsrkit.bench.backends import _frames
 
-    return _frames((h, w), scale, 3, n, clip, 0)
+    with tempfile.TemporaryDirectory(prefix="vsrkit-bench-ov-") as tmp:
+        from vsrkit.io import VideoReader
+        from vsrkit.eval.run import encode_png
+
+        with VideoReader(clip) as reader:  # the frames after ``skip``, as a PNG folder
+            k = 0
+            for i, frame in enumerate(reader):
+                if i >= skip:
+                    Path(tmp, f"{k:08d}.png").write_bytes(encode_png(np.ascontiguousarray(frame.image[..., :3])))
+                    k += 1
+                if k == n:
+                    break
+        return _frames((h, w), scale, 3, n, tmp, 0)
+
+
+def lr_folder(clip: Path, n: int, h: int, w: int, folder: Path) -> Path:
+    """A PNG folder of n LR frames (h x w, BI x4 of the clip's centre crop): the speed runs' input."""
+    from vsrkit.eval.run import encode_png
+
+    x, _ = held_out(clip, n, h, w, 4, skip=0)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, f in enumerate(x):
+        img = (f.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        (folder / f"{i:08d}.png").write_bytes(encode_png(np.ascontiguousarray(img)))
+    return folder
 
 
 def ov_model(m, precision, calib, cache, **kw):
@@ -91,8 +118,8 @@ def routes(m: torch.nn.Module, h: int, w: int, repeats: int) -> list[dict]:
         module, example = O._Step(m), [x, *[s + 0.1 for s in st]]
         name = "step"
     else:
-        x2 = torch.rand(1, 2, 3, h, w, generator=g)
-        module, example, name = O._BackwardStep(m, m.spec.passes), [x2, torch.rand(1, m.num_feat, h, w, generator=g)], "backward step"
+        module, name = O._BackwardBody(m), "backward body"
+        example = [torch.rand(1, 3, h, w, generator=g), torch.rand(1, m.num_feat, h, w, generator=g)]
     dims = [list(t.shape) for t in example]
     core = O._core(None)
     compiled, conv = {}, {}
@@ -187,42 +214,56 @@ def quality(name: str, m, clips: list[Path], n: int, h: int, w: int, calib, cach
 
 # ------------------------------------------------------------------------------------------------- speed
 def speed(name: str, m, src: Path, frames: int, repeats: int, calib_src: Path) -> dict:
+    """``vsrkit upscale`` of ``frames`` frames of ``src`` to H.264 per variant: the whole run's time, its start
+    (to the first frame written: loading, cache reads, compilation, the first block of two-pass models) and
+    the steady time per frame after it."""
     from vsrkit.pipeline import upscale_file
 
     variants = [("torch", "fp32"), ("torch", "bf16"), ("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "int8")]
-    times: dict[tuple[str, str], list[float]] = {v: [] for v in variants}
+    runs: dict[tuple[str, str], list[tuple[float, float, float]]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory(prefix="vsrkit-bench-ov-") as tmp:
         def run(backend, precision):
+            stamps = []
             t0 = time.perf_counter()
             upscale_file(src, Path(tmp) / "out.mp4", model=m, backend=backend, device="cpu",
                          precision=precision, max_frames=frames, progress=False, overwrite=True, say=lambda _s: None,
                          calibrate=calib_src if backend == "openvino" else None,
-                         force_precision=backend == "openvino")
-            return time.perf_counter() - t0
+                         force_precision=backend == "openvino", on_frame=lambda _k: stamps.append(time.perf_counter()))
+            wall = time.perf_counter() - t0
+            steady = (stamps[-1] - stamps[0]) / max(len(stamps) - 1, 1)
+            return wall, stamps[0] - t0, steady
         for v in variants:  # warm-up: conversion, calibration, compilation are cached after it
-            say(f"  {name} {v[0]} {v[1]}: warm-up {run(*v):.1f} s")
+            say(f"  {name} {v[0]} {v[1]}: warm-up {run(*v)[0]:.1f} s")
         for _ in range(repeats):
             for v in variants:
-                times[v].append(run(*v))
-    med = {f"{b} {p}": statistics.median(t) for (b, p), t in times.items()}
-    fastest = min(("torch fp32", "torch bf16"), key=lambda k: med[k])
-    return {"model": name, "input": str(src), "frames": frames, "seconds": med, "fastest_torch": fastest,
-            "ms_per_frame": {k: 1e3 * v / frames for k, v in med.items()},
-            "fps": {k: frames / v for k, v in med.items()},
-            "ratio_to_fastest_torch": {k: v / med[fastest] for k, v in med.items()},
-            "all_seconds": {f"{b} {p}": t for (b, p), t in times.items()}}
+                runs[v].append(run(*v))
+    key = {v: f"{v[0]} {v[1]}" for v in variants}
+    wall = {key[v]: statistics.median(r[0] for r in rs) for v, rs in runs.items()}
+    start = {key[v]: statistics.median(r[1] for r in rs) for v, rs in runs.items()}
+    steady = {key[v]: statistics.median(r[2] for r in rs) for v, rs in runs.items()}
+    fastest = min(("torch fp32", "torch bf16"), key=lambda k: wall[k])
+    return {"model": name, "input": str(src), "frames": frames, "seconds": wall, "start_seconds": start,
+            "fastest_torch": fastest, "ms_per_frame": {k: 1e3 * v / frames for k, v in wall.items()},
+            "steady_ms_per_frame": {k: 1e3 * v for k, v in steady.items()},
+            "fps": {k: frames / v for k, v in wall.items()}, "steady_fps": {k: 1 / v for k, v in steady.items()},
+            "ratio_to_fastest_torch": {k: v / wall[fastest] for k, v in wall.items()},
+            "steady_ratio_to_fastest_torch": {k: v / steady[fastest] for k, v in steady.items()},
+            "all_runs": {key[v]: rs for v, rs in runs.items()}}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="basicvsr-reds4,rlsp-7-64,rlsp-fast-x4")
-    ap.add_argument("--sections", default="routes,blocks,quality,speed")
+    ap.add_argument("--sections", default="routes,blocks,quality,engine,speed")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--size", default="180x320", help="input HxW")
-    ap.add_argument("--frames", type=int, default=21, help="speed: frames upscaled end to end")
-    ap.add_argument("--quality-frames", type=int, default=10)
+    ap.add_argument("--frames", type=int, default=21, help="speed: frames upscaled end to end (two-pass, clip models)")
+    ap.add_argument("--frames-fast", type=int, default=120, help="speed: frames for the other models")
+    ap.add_argument("--quality-frames", type=int, default=8)
+    ap.add_argument("--quality-size", default="90x160", help="LR HxW of the held-out clips (their HR crop is x4)")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--input", type=Path, default=INPUT)
+    ap.add_argument("--input", type=Path, default=None,
+                    help="speed input (default: Big Buck Bunny BI-degraded to --size, a PNG folder)")
     ap.add_argument("--calibrate", type=Path, default=CALIBRATE)
     ap.add_argument("--quality-clips", default=",".join(str(p) for p in HELD_OUT))
     ap.add_argument("--cache", type=Path, default=None, help="OpenVINO cache folder (default: vsrkit's)")
@@ -238,6 +279,8 @@ def main() -> None:
     say(f"CPU: {mach['cpu']}, {mach['cpu_count']} CPUs; flags: {' '.join(mach['flags'])}")
     say(f"versions: {mach['versions']}; threads {args.threads}; load average at start {mach['load_average']}")
     result: dict = {"machine": mach, "threads": args.threads, "size": f"{w}x{h}"}
+    work = Path(tempfile.mkdtemp(prefix="vsrkit-bench-ov-"))
+    speed_input = args.input or lr_folder(HELD_OUT[0], max(args.frames, args.frames_fast), h, w, work / "lr")
     for name in args.models.split(","):
         m = model(name)
         say(f"\n== {name} ({m.weights_note}), {m.spec.temporal.describe()}")
@@ -256,16 +299,34 @@ def main() -> None:
                 say(f"  {c['precision']}: exact steps {c['steps_ms_per_frame']:.0f} ms/frame; fixed 8-frame clips in "
                     f"128 px tiles {c['clips_ms_per_frame']:.0f} ms/frame, {c['clips_psnr_vs_exact']:.1f} dB from exact")
         if "quality" in sections:
-            r["quality"] = quality(name, m, [Path(p) for p in args.quality_clips.split(",")], args.quality_frames, h, w,
+            qh, qw = (int(v) for v in args.quality_size.split("x"))
+            r["quality"] = quality(name, m, [Path(p) for p in args.quality_clips.split(",")], args.quality_frames, qh, qw,
                                    calib, cache)
             say(f"  losses (dB): {json.dumps({k: round(v, 4) for k, v in r['quality']['loss_db'].items()})}")
+        if "engine" in sections:  # the engine alone (frames in memory, no decoding or encoding)
+            from vsrkit.bench.backends import format_tables, run_backends
+
+            n = args.frames if m.spec.temporal.kind in ("bidirectional", "sequence") else args.frames_fast
+            x, _ = held_out(HELD_OUT[0], 1, h, w, m.spec.scale)  # (a size check)
+            eng = run_backends([name], (h, w), ["torch", "openvino"], frames=min(n, 24), warmup=1,
+                               repeat=args.repeats, quality=str(HELD_OUT[0]), calibrate=args.calibrate, say=None)
+            r["engine"] = eng["tables"][0]
+            say(format_tables(eng))
         if "speed" in sections:
-            r["speed"] = speed(name, m, args.input, args.frames, args.repeats, args.calibrate)
+            n = args.frames if m.spec.temporal.kind in ("bidirectional", "sequence") else args.frames_fast
+            r["speed"] = speed(name, m, speed_input, n, args.repeats, args.calibrate)
             s = r["speed"]
+            say(f"  {n} frames of {w}x{h} -> H.264, whole run (start = to the first frame written), then steady "
+                f"after the first frame; ratios against {s['fastest_torch']}, the fastest PyTorch path")
             for k in s["seconds"]:
-                say(f"  {k:16s} {s['ms_per_frame'][k]:8.1f} ms/frame {s['fps'][k]:7.2f} fps  "
-                    f"{s['ratio_to_fastest_torch'][k]:.2f}x {s['fastest_torch']}")
+                say(f"  {k:14s} whole {s['ms_per_frame'][k]:8.1f} ms/frame {s['fps'][k]:6.2f} fps "
+                    f"{s['ratio_to_fastest_torch'][k]:.2f}x | start {s['start_seconds'][k]:5.1f} s | steady "
+                    f"{s['steady_ms_per_frame'][k]:8.1f} ms/frame {s['steady_fps'][k]:6.2f} fps "
+                    f"{s['steady_ratio_to_fastest_torch'][k]:.2f}x")
         result[name] = r
+    import shutil
+
+    shutil.rmtree(work, ignore_errors=True)
     result["load_average_end"] = os.getloadavg()
     say(f"\nload average at the end {result['load_average_end']}")
     if args.json:

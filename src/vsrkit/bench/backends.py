@@ -149,6 +149,13 @@ def run_backends(
     tables = []
     for name in models:
         net = build_model(name, weights)
+        if quality is not None and weights is None:  # quality needs the trained weights, where they are here
+            from vsrkit.hub.loader import load_model
+
+            try:
+                net = load_model(name, progress=False)
+            except VsrkitError as e:
+                tell(f"{name}: random weights ({str(e).splitlines()[0]})")
         spec = net.spec
         x, gts = _frames(size, spec.scale, spec.channels, frames, quality, seed)
         calibration = None
