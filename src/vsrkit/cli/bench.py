@@ -44,6 +44,14 @@ def bench(models, weights, sizes, devices, precisions, frames, warmup, repeat, c
     from vsrkit.bench.run import format_table, parse_size, run_bench
     from vsrkit.eval.run import write_json
 
+    for opt, v, low in (("--frames", frames, 1), ("--warmup", warmup, 0), ("--repeat", repeat, 1),
+                        ("--clip-frames", clip_frames, 1)):
+        if v < low:
+            raise VsrkitError(f"{opt} must be at least {low}, got {v}")
+    if weights is not None and not weights.is_file():
+        raise VsrkitError(f"checkpoint not found: {weights}")
+    if clip is not None and not clip.exists():
+        raise VsrkitError(f"{clip}: no such file or folder")
     if backends:  # --- backend comparison (issue 23): vsrkit.bench.backends ---
         from vsrkit.bench.backends import format_tables, parse_backends, run_backends
 
@@ -58,15 +66,6 @@ def bench(models, weights, sizes, devices, precisions, frames, warmup, repeat, c
         if json_out is not None:
             say(f"wrote {write_json(result, json_out)}")
         return
-
-    for opt, v, low in (("--frames", frames, 1), ("--warmup", warmup, 0), ("--repeat", repeat, 1),
-                        ("--clip-frames", clip_frames, 1)):
-        if v < low:
-            raise VsrkitError(f"{opt} must be at least {low}, got {v}")
-    if weights is not None and not weights.is_file():
-        raise VsrkitError(f"checkpoint not found: {weights}")
-    if clip is not None and not clip.exists():
-        raise VsrkitError(f"{clip}: no such file or folder")
     result = run_bench(_split(models), [parse_size(s) for s in _split(sizes)], _split(devices), _split(precisions),
                        weights=weights, frames=frames, warmup=warmup, repeat=repeat, clip=clip,
                        clip_frames=clip_frames, say=say)
