@@ -301,3 +301,25 @@ def test_bench_compares_backends_in_one_table(tmp_path, monkeypatch):
     assert "openvino" in r.output and "ms/frame" in r.output and "CPU:" in r.output
     r = CliRunner().invoke(main, ["bench", "-m", "esr-tr-x2", "--backend", "tensorrt"])
     assert r.exit_code == 2 and "unknown backend 'tensorrt'" in r.output
+
+
+@needs_ov
+def test_eval_with_openvino_scores_as_torch(tmp_path, monkeypatch):
+    """`vsrkit eval --backend openvino` (fp32) gives PyTorch's PSNR; int8 without calibration frames is a one-line error."""
+    import json
+
+    from eval_clips import carphone, write_clip
+
+    monkeypatch.setenv("VSRKIT_CACHE", str(tmp_path / "cache"))
+    write_clip(tmp_path / "gt" / "a", carphone(3))
+    _, _, d = load_case("rlsp_f64_s64")
+    psnr = {}
+    for backend in ("torch", "openvino"):
+        r = CliRunner().invoke(main, ["eval", "--weights", str(d / "weights.pth"), "--gt", str(tmp_path / "gt"),
+                                      "--degrade", "bi", "--backend", backend, "-q", "--json", str(tmp_path / f"{backend}.json")])
+        assert r.exit_code == 0, r.output
+        psnr[backend] = json.loads((tmp_path / f"{backend}.json").read_text())["overall"]["psnr"]
+    assert abs(psnr["torch"] - psnr["openvino"]) < 1e-3
+    r = CliRunner().invoke(main, ["eval", "--weights", str(d / "weights.pth"), "--gt", str(tmp_path / "gt"), "--degrade", "bi",
+                                  "--backend", "openvino", "--precision", "int8", "-q"])
+    assert r.exit_code == 2 and "--calibrate" in r.output and len(r.output.strip().splitlines()) == 1

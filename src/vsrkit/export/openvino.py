@@ -979,6 +979,8 @@ def openvino_model(model: Any, weights: Any, cfg: Any, precision: str, *, calibr
 
     if cfg.device.type != "cpu":
         raise VsrkitError(f"--backend openvino runs on the CPU, not --device {cfg.device.type}")
+    if (precision or "").lower() == "int8" and calibrate is None:
+        raise VsrkitError("--precision int8 needs calibration frames: give --calibrate FILE")
     if weights is not None and str(weights).endswith(".onnx"):
         raise VsrkitError("--backend openvino converts the model itself: give the model name or its checkpoint, "
                           "not an ONNX file")
