@@ -104,6 +104,8 @@ def upscale_file(
     resume: bool = False,
     temp_disk: float | None = None,
     segment: int | None = None,
+    calibrate: str | os.PathLike | None = None,
+    force_precision: bool = False,
 ) -> Path:
     """Upscale a video file, image folder or image into a video, PNG folder or image; returns the output path.
 
@@ -115,12 +117,17 @@ def upscale_file(
     command line) picks bf16 or fp32 for the model and says which. Precision, threads, tile and the two-pass
     disk plan are decided once, by ``infer.plan.plan_run``, said, and handed to the engine as they are.
     Decoding and encoding run in their own threads, overlapped with the model; ``backend="onnxruntime"`` runs a
-    file from ``vsrkit export`` (given as ``weights``).
+    file from ``vsrkit export`` (given as ``weights``); ``backend="openvino"`` converts the model to OpenVINO
+    (``vsrkit.export.openvino``; precision fp32, bf16, int8 calibrated on ``calibrate`` (default: the input itself),
+    or auto; ``force_precision`` runs a precision whose measured loss is over its budget).
     """
     inp, out = Path(input), Path(output)
     say = say or log.info
     check_options(crf, max_frames, temp_disk, max_memory, threads)
     set_threads(threads)  # before the model is made: an exported model takes torch's thread count when opened
+    ov_precision = precision  # --- OpenVINO backend (issue 23): its precisions are its own (int8)
+    if backend == "openvino":
+        precision = "fp32"
     cfg = make_config(device, precision, tile, tile_overlap, chunk, chunk_overlap, say=say,
                       channels_last=channels_last, compile=compile)
     if max_memory is not None and tile:
@@ -138,8 +145,14 @@ def upscale_file(
         try:
             if backend == "onnxruntime":
                 net = _onnx_model(model, weights, tile, max_memory)
+            elif backend == "openvino":  # --- OpenVINO backend (issue 23) ---
+                from vsrkit.export.openvino import openvino_model
+
+                net, cfg = openvino_model(model, weights, cfg, ov_precision, calibrate=calibrate or inp,
+                                          force=force_precision, tile=tile, max_memory=max_memory, say=say,
+                                          progress=progress is not False)
             elif backend != "torch":
-                raise VsrkitError(f"unknown backend {backend!r} (use torch or onnxruntime)")
+                raise VsrkitError(f"unknown backend {backend!r} (use torch, onnxruntime or openvino)")
             else:
                 if model is None and weights is None:
                     model = default_model(str(cfg.device))
@@ -155,7 +168,7 @@ def upscale_file(
             disk_budget = temp_disk * 2**30 if temp_disk is not None else None
             plan = plan_run(net, cfg, info.height, info.width, n_est or None, channels=info.channels, backend=backend,
                             max_memory=None if max_memory is None else max_memory * 2**30, tile_given=tile is not None,
-                            tile_limit=net.size if backend == "onnxruntime" else None,
+                            tile_limit=net.size if backend in ("onnxruntime", "openvino") else None,
                             disk_budget=disk_budget, disk_dir=job.dir)
             for line in plan.describe():
                 say(line)
@@ -174,7 +187,7 @@ def upscale_file(
                 "vsrkit": __version__, "input": [str(inp.resolve()), *_file_id(inp)],
                 "model": net.spec.name or type(net).__name__,
                 "weights": _weights_digest(net), "backend": backend, "device": cfg.device.type,
-                "precision": plan.precision,
+                "precision": getattr(net, "precision", None) or plan.precision,  # (OpenVINO: its own)
                 "tile": cfg.tile, "tile_overlap": cfg.tile_overlap, "chunk": cfg.chunk, "chunk_overlap": cfg.chunk_overlap,
                 "crf": crf, "max_frames": max_frames, "segment": seg, "kind": kind, "temp_disk": temp_disk,
             }

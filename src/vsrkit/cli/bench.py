@@ -33,7 +33,16 @@ def _split(values: tuple[str, ...]) -> list[str]:
               help="Also time a whole `vsrkit upscale` of this clip against the model alone.")
 @click.option("--clip-frames", type=int, default=8, show_default=True, help="Frames of --clip to upscale.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write the results as JSON.")
-def bench(models, weights, sizes, devices, precisions, frames, warmup, repeat, clip, clip_frames, json_out) -> None:
+@click.option("--backend", "backends", multiple=True, default=(),
+              help="Compare backends on the CPU (torch, onnxruntime, openvino, or all): one table per model of "
+                   "backend x precision through the engine.")
+@click.option("--quality", type=click.Path(path_type=Path), default=None,
+              help="With --backend: an HR clip; its first --frames frames, BI-degraded to --size, are the input, "
+                   "and the table adds each variant's Y PSNR change from PyTorch fp32.")
+@click.option("--calibrate", type=click.Path(path_type=Path), default=None,
+              help="With --backend openvino: int8 calibration frames (default: the input frames).")
+def bench(models, weights, sizes, devices, precisions, frames, warmup, repeat, clip, clip_frames, json_out, backends,
+          quality, calibrate) -> None:
     """Median ms/frame, fps, peak memory, parameters, FLOPs/frame and roofline fraction per model."""
     from vsrkit.bench.run import format_table, parse_size, run_bench
     from vsrkit.eval.run import write_json
@@ -50,6 +59,20 @@ def bench(models, weights, sizes, devices, precisions, frames, warmup, repeat, c
         raise VsrkitError(f"checkpoint not found: {weights}")
     if clip is not None and not clip.exists():
         raise VsrkitError(f"{clip}: no such file or folder")
+    if backends:  # --- backend comparison (issue 23): vsrkit.bench.backends ---
+        from vsrkit.bench.backends import format_tables, parse_backends, run_backends
+
+        for p in (quality, calibrate):
+            if p is not None and not p.exists():
+                raise VsrkitError(f"{p}: no such file or folder")
+        names = parse_backends(_split(backends))
+        for size in [parse_size(s) for s in _split(sizes)]:
+            result = run_backends(_split(models), size, names, weights=weights, frames=frames, warmup=max(warmup, 1),
+                                  repeat=repeat, quality=quality, calibrate=calibrate, say=say)
+            click.echo(format_tables(result))
+        if json_out is not None:
+            say(f"wrote {write_json(result, json_out)}")
+        return
     result = run_bench(_split(models), [parse_size(s) for s in _split(sizes)], _split(devices), _split(precisions),
                        weights=weights, frames=frames, warmup=warmup, repeat=repeat, clip=clip,
                        clip_frames=clip_frames, say=say)

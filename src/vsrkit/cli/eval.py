@@ -31,11 +31,17 @@ from vsrkit.errors import VsrkitError
 @click.option("--csv", "csv_out", type=click.Path(path_type=Path), default=None,
               help="Per-frame CSV (default: beside --json, same name with .csv).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True)
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16", "int8", "auto"]), default="fp32", show_default=True,
+              help="int8 and auto: --backend openvino only.")
+@click.option("--backend", type=click.Choice(["torch", "openvino"]), default="torch", show_default=True,
+              help="openvino: the model converted to OpenVINO on the CPU (pip install 'vsrkit[openvino]').")
+@click.option("--calibrate", type=click.Path(path_type=Path), default=None,
+              help="int8 (--backend openvino): calibration frames from this video or folder (not the test set).")
+@click.option("--force-precision", is_flag=True, help="Run bf16/int8 even where its measured loss is over budget.")
 @click.option("--tile", type=int, default=None, help="Tile size in input pixels (as vsrkit upscale).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def eval_(model, weights, gt, lr, degradation, seed, metric, crop, channel, protocol, json_out, csv_out, device,
-          precision, tile, quiet) -> None:
+          precision, backend, calibrate, force_precision, tile, quiet) -> None:
     """Score MODEL on a dataset: PSNR/SSIM averaged per clip, then over clips (as BasicSR and mmagic)."""
     from vsrkit.eval.protocols import resolve_protocol
     from vsrkit.eval.run import evaluate, parse_metrics, write_csv, write_json
@@ -44,12 +50,17 @@ def eval_(model, weights, gt, lr, degradation, seed, metric, crop, channel, prot
         raise VsrkitError("give --model NAME, or --weights FILE (its architecture is recognised from the file)")
     if weights is not None and not weights.is_file():
         raise VsrkitError(f"checkpoint not found: {weights}")
+    if precision in ("int8", "auto") and backend != "openvino":
+        raise VsrkitError(f"--precision {precision} runs on --backend openvino only")
+    if calibrate is not None and not calibrate.exists():
+        raise VsrkitError(f"--calibrate {calibrate}: no such file or folder")
+    extra = dict(backend=backend, calibrate=calibrate, force_precision=force_precision) if backend != "torch" else {}
     proto = resolve_protocol(protocol, channel, crop)
     metrics = parse_metrics(metric)
     if json_out is not None and csv_out is None:
         csv_out = json_out.with_suffix(".csv")
     result = evaluate(model, gt, lr, degradation, weights=weights, metrics=metrics, protocol=proto, device=device,
-                      precision=precision, tile=tile, progress=not quiet, say=say, seed=seed)
+                      precision=precision, tile=tile, progress=not quiet, say=say, seed=seed, **extra)
     click.echo(format_summary(result))
     if json_out is not None:
         say(f"wrote {write_json(result, json_out)}")

@@ -21,12 +21,17 @@ from vsrkit.hub.registry import CPU_DEFAULT_MODEL, DEFAULT_MODEL, FAST_MODEL
 @click.option("--fast", is_flag=True, help=f"The fast model trained by vsrkit and shipped with it ({FAST_MODEL}).")
 @click.option("-w", "--weights", type=click.Path(path_type=Path), default=None,
               help="Checkpoint file; alone, the architecture is recognised from it.")
-@click.option("--backend", type=click.Choice(["torch", "onnxruntime"]), default="torch", show_default=True,
-              help="onnxruntime: run an exported model (--weights model.onnx, from `vsrkit export`).")
+@click.option("--backend", type=click.Choice(["torch", "onnxruntime", "openvino"]), default="torch", show_default=True,
+              help="onnxruntime: run an exported model (--weights model.onnx, from `vsrkit export`); openvino: the "
+                   "model converted to OpenVINO on the CPU (pip install 'vsrkit[openvino]').")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16", "int8"]), default="auto", show_default=True,
               help="auto: bf16 where this machine runs it natively and faster and the model's measured loss is "
-                   "within budget, else fp32 (it says which). fp16 on CPU runs as bf16.")
+                   "within budget, else fp32 (it says which). fp16 on CPU runs as bf16. int8: --backend openvino only.")
+@click.option("--calibrate", type=click.Path(path_type=Path), default=None,
+              help="int8 (--backend openvino): calibrate on frames of this video or folder (default: the input).")
+@click.option("--force-precision", is_flag=True,
+              help="Run bf16/int8 even where its measured quality loss is over the budget (0.05 / 0.1 dB).")
 @click.option("--threads", type=int, default=None, help="CPU threads for the model (default: torch's).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (slow start; see the README).")
 @click.option("--layout", type=click.Choice(["channels-last", "contiguous"]), default="channels-last",
@@ -47,9 +52,9 @@ from vsrkit.hub.registry import CPU_DEFAULT_MODEL, DEFAULT_MODEL, FAST_MODEL
 @click.option("--segment", type=click.IntRange(min=1), default=None, hidden=True,
               help="Frames per resumable video segment (default 120).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def upscale(input: Path, output: Path, model, fast, weights, backend, device, precision, threads, compile_, layout, tile,
-            tile_overlap, chunk, chunk_overlap, max_memory, temp_disk, crf, max_frames, overwrite, resume, segment,
-            quiet) -> None:
+def upscale(input: Path, output: Path, model, fast, weights, backend, device, precision, calibrate, force_precision,
+            threads, compile_, layout, tile, tile_overlap, chunk, chunk_overlap, max_memory, temp_disk, crf, max_frames,
+            overwrite, resume, segment, quiet) -> None:
     """Upscale INPUT (a video, a folder of images, an image, or a folder of videos and frame folders) into OUTPUT.
 
     Under `torchrun --nproc_per_node N`, a batch is split between the N processes (one GPU each where there are
@@ -67,11 +72,16 @@ def upscale(input: Path, output: Path, model, fast, weights, backend, device, pr
         if not weights.is_file():
             raise VsrkitError(f"checkpoint not found: {weights}")
     check_options(crf, max_frames, temp_disk, max_memory, threads)
+    if precision == "int8" and backend != "openvino":
+        raise VsrkitError("--precision int8 runs on --backend openvino only")
+    if calibrate is not None and not calibrate.exists():
+        raise VsrkitError(f"--calibrate {calibrate}: no such file or folder")
+    extra = dict(calibrate=calibrate, force_precision=force_precision) if backend == "openvino" else {}  # (issue 23)
     options = dict(model=model, weights=weights, backend=backend, device=device, precision=precision, threads=threads,
                    compile=compile_, channels_last=layout == "channels-last", tile=tile,
                    tile_overlap=tile_overlap, chunk=chunk, chunk_overlap=chunk_overlap, max_memory=max_memory,
                    temp_disk=temp_disk, crf=crf, overwrite=overwrite, max_frames=max_frames, resume=resume,
-                   segment=segment)
+                   segment=segment, **extra)
     if is_batch(input):
         upscale_batch(input, output, progress=not quiet, say=say, **options)
         return

@@ -144,9 +144,13 @@ def evaluate(
     progress: bool = True,
     say: Callable[[str], None] | None = None,
     seed: int = 0,
+    backend: str = "torch",
+    calibrate: str | os.PathLike | None = None,
+    force_precision: bool = False,
 ) -> dict[str, Any]:
-    """Score ``model`` on the dataset at ``gt`` (LR frames from ``lr``, or made by ``degradation``: bi, bd, or
-    realworld with ``seed``, a fixed random degradation per clip)."""
+    """Score ``model`` on the dataset at ``gt`` (LR frames from ``lr``, or made by ``degradation``: bi, bd, rlsp, or
+    realworld with ``seed``, a fixed random degradation per clip). ``backend="openvino"``: the model converted to
+    OpenVINO (``precision`` fp32, bf16, int8 calibrated on ``calibrate``, or auto)."""
     from vsrkit.eval.protocols import resolve_protocol
     from vsrkit.hub.loader import load_model
 
@@ -162,8 +166,20 @@ def evaluate(
         raise VsrkitError(f"--seed must be a non-negative integer, got {seed!r}")
     clips = find_clips(gt, lr)
     _check_lengths(clips, protocol)
+    ov_precision = precision  # --- OpenVINO backend (issue 23) ---
+    if backend == "openvino":
+        precision = "fp32"
+    elif backend != "torch":
+        raise VsrkitError(f"unknown backend {backend!r} for eval (use torch or openvino)")
     cfg = make_config(device, precision, tile, say=say)
-    if isinstance(model, torch.nn.Module):
+    if backend == "openvino":
+        from vsrkit.export.openvino import openvino_model
+
+        net, cfg = openvino_model(model, weights, cfg, ov_precision, calibrate=calibrate, force=force_precision,
+                                  tile=tile, say=say, progress=progress)
+        model_name = net.model_name
+        precision = net.precision
+    elif isinstance(model, torch.nn.Module):
         net, model_name = model, model.spec.name or type(model).__name__
     else:
         net = load_model(model, weights=weights, progress=progress)
@@ -288,7 +304,7 @@ def evaluate(
             "weights": None if weights is None else str(weights),
             "scale": scale,
             "temporal": net.spec.temporal.describe(),
-            "params": sum(p.numel() for p in net.parameters()),
+            "params": sum(p.numel() for p in getattr(net, "torch_model", net).parameters()),
         },
         "dataset": {"gt": str(gt), "lr": None if lr is None else str(lr),
                     "degradation": f"realworld(seed={seed})" if degradation == "realworld" else degradation,

@@ -180,6 +180,10 @@ class ModelSpec:
     # PSNR (dB) that bf16 costs against fp32 on a real clip (measured by benchmarks/bench_speed.py);
     # --precision auto uses bf16 only within its budget. None: not measured, so auto stays fp32
     bf16_loss_db: float | None = None
+    # the same on the OpenVINO backend (vsrkit.export.openvino; benchmarks/bench_openvino.py): bf16, and int8
+    # after NNCF calibration; its bf16/int8 is refused beyond 0.05 / 0.1 dB unless forced. None: not measured
+    ov_bf16_loss_db: float | None = None
+    int8_loss_db: float | None = None
     sliding: Callable[..., Any] | None = None  # window models: all window positions at once
     passes: TwoPass | None = None  # bidirectional models: the two resumable passes
     protocol: Protocol = Protocol()
