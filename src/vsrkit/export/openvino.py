@@ -119,10 +119,10 @@ def _core(cache: str | None) -> Any:
 @functools.cache
 def _code_digest() -> str:
     """The model code (vsrkit/models) and this module: a converted graph is stale when they change."""
-    import vsrkit
+    from vsrkit._version import __version__
 
     h = hashlib.blake2b(digest_size=16)
-    h.update(vsrkit.__version__.encode())
+    h.update(__version__.encode())
     root = Path(__file__).resolve().parents[1]
     for p in sorted((root / "models").rglob("*.py")) + [Path(__file__).resolve()]:
         h.update(p.name.encode())
