@@ -43,8 +43,11 @@ def test_sigkill_then_resume_is_bitwise_identical(tmp_path):
     cfg_file = CONFIGS / "tiny_rlsp_clips.yml"
     ref, run = tmp_path / "ref", tmp_path / "run"
     # the killed run: a real child process, SIGKILL once it has saved iteration 4
+    # one intra-op thread in the child and here: the sums of a convolution's backward are split by thread, so
+    # bitwise equality needs the same count in both processes (an earlier test may have changed this one's)
+    env = dict(cli_env(), OMP_NUM_THREADS="1")
     child = subprocess.Popen(cli("train", str(cfg_file), *sum((["--set", s] for s in _sets(run)), [])), cwd=ROOT,
-                             env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 240
     while _latest(run) < 4:
         assert child.poll() is None, f"the training child ended early: {child.stderr.read().decode()[-2000:]}"
@@ -58,13 +61,18 @@ def test_sigkill_then_resume_is_bitwise_identical(tmp_path):
     assert 4 <= killed_at < TOTAL, "the child finished before it could be killed"
     assert _losses(run)[-1][0] >= killed_at
 
-    # the uninterrupted reference, in this process
-    Trainer(load_config(cfg_file, _sets(ref))).fit(say=lambda _m: None)
+    # the uninterrupted reference, in this process, with the child's one thread
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        Trainer(load_config(cfg_file, _sets(ref))).fit(say=lambda _m: None)
 
-    # resume (in this process, through the same entry point as --resume)
-    torch.use_deterministic_algorithms(False)
-    messages = []
-    Trainer(load_config(cfg_file, _sets(run))).fit(resume=True, say=messages.append)
+        # resume (in this process, through the same entry point as --resume)
+        torch.use_deterministic_algorithms(False)
+        messages = []
+        Trainer(load_config(cfg_file, _sets(run))).fit(resume=True, say=messages.append)
+    finally:
+        torch.set_num_threads(before)
     assert any(f"resumed from iteration {killed_at}" in m for m in messages)
 
     assert _losses(run) == _losses(ref)  # bitwise: the same floats, the killed part truncated and redone
