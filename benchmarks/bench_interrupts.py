@@ -10,7 +10,9 @@ within ``--timeout`` seconds after the signal). After a try that finished, the o
 next try starts again (its work folder resumed). At the end one more run finishes the job, compared frame by
 frame with an uninterrupted run (tries alternate between a video output and a PNG-frame output).
 
-    python benchmarks/bench_interrupts.py [--tries 50] [--frames 150] [--max-delay 6] [--seed 0]
+    python benchmarks/bench_interrupts.py [--tries 50] [--frames 150] [--max-delay SECONDS] [--seed 0]
+
+Tries go on until ``--tries`` runs were interrupted (got their signal before they ended), at most 5 x that many.
 """
 
 from __future__ import annotations
@@ -64,10 +66,11 @@ def one_try(args: list[str], delay: float, sig: int, timeout: float) -> tuple[st
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tries", type=int, default=50)
+    ap.add_argument("--tries", type=int, default=50, help="interruptions: runs that get their signal before they end")
     ap.add_argument("--frames", type=int, default=150)
     ap.add_argument("--model", default="esr-max-x2")
-    ap.add_argument("--max-delay", type=float, default=6.0, help="latest signal, seconds after the start")
+    ap.add_argument("--max-delay", type=float, default=None,
+                    help="latest signal, seconds after the start (default: the uninterrupted run's time)")
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds a run may take to end after its signal")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -84,13 +87,16 @@ def main() -> None:
                            text=True, env=child_env())
         if r.returncode != 0:
             sys.exit(f"the uninterrupted run failed: {r.stderr[-2000:]}")
-        print(f"uninterrupted run: {time.monotonic() - t0:.1f} s", flush=True)
+        took = time.monotonic() - t0
+        max_delay = args.max_delay if args.max_delay is not None else took
+        print(f"uninterrupted run: {took:.1f} s; signals at 0..{max_delay:.1f} s", flush=True)
         frames_whole, frames_out = root / "whole-frames", root / "out-frames"
         r = subprocess.run(cli_command() + ["upscale", str(src), "-o", str(frames_whole), *common], capture_output=True,
                            text=True, env=child_env())
-        for k in range(args.tries):
+        k = 0
+        while verdicts["stopped"] + verdicts["ended before start-up"] < args.tries and k < 5 * args.tries:
             sig = signal.SIGTERM if rng.random() < 0.8 else signal.SIGINT
-            delay = rng.uniform(0.0, args.max_delay)
+            delay = rng.uniform(0.0, max_delay)
             target = out if k % 2 == 0 else frames_out  # a video (segments, join, audio) or PNG frames
             verdict, code, tail = one_try(["upscale", str(src), "-o", str(target), *common, "--resume"], delay, sig,
                                           args.timeout)
@@ -100,6 +106,7 @@ def main() -> None:
                 bad.append(f"{target.name}, {sig.name} at {delay:.2f} s: {verdict} (exit {code}): {tail}")
             if verdict == "finished":  # start again (this try's work folder is gone with the finished output)
                 shutil.rmtree(target) if target.is_dir() else target.unlink()
+            k += 1
         ends = [subprocess.run(cli_command() + ["upscale", str(src), "-o", str(t), *common, "--resume"],
                                capture_output=True, text=True, env=child_env()).returncode for t in (out, frames_out)]
         same = False
@@ -111,7 +118,7 @@ def main() -> None:
             same = (a[1] == b[1] and len(a[0]) == len(b[0]) == args.frames and len(pa) == len(pb) == args.frames
                     and all(x.read_bytes() == y.read_bytes() for x, y in zip(pa, pb)))
         shutil.rmtree(root, ignore_errors=True)
-    print(f"\n{args.tries} tries: " + ", ".join(f"{v} {n}" for v, n in sorted(verdicts.items())))
+    print(f"\n{k} tries, {verdicts['stopped'] + verdicts['ended before start-up']} interrupted: " + ", ".join(f"{v} {n}" for v, n in sorted(verdicts.items())))
     print(f"resumed to the end: exit {ends}; the same frames as an uninterrupted run: {same}")
     crashes = sum(n for v, n in verdicts.items() if v not in ("stopped", "finished", "ended before start-up"))
     print(f"crashes, tracebacks, hangs or wrong exits: {crashes}")

@@ -10,7 +10,7 @@ Sections (all by default; pick with ``--sections``):
   against the exact one-frame steps, in time and in PSNR against the exact result;
 - ``quality``: Y PSNR against the ground truth on held-out real clips (``--quality-clips``, BI-degraded x4 to
   the input size, centre crop) of PyTorch fp32/bf16 and OpenVINO fp32/bf16/int8 (int8 calibrated on
-  ``--calibrate``, not those clips); the losses against fp32 are what ``MEASURED_LOSS_DB`` records;
+  ``--calibrate``, not those clips); the losses against fp32 are what the entries keep (``ModelEntry.losses_db``);
 - ``engine``: ``vsrkit bench --backend torch,openvino`` on the same frames (the engine alone, frames in memory);
 - ``speed``: ``vsrkit upscale`` end to end (decode, engine, H.264 encode) of a 320x180 input (``--input``; by
   default Big Buck Bunny BI-degraded to it), ``--frames`` frames for BasicVSR, ``--frames-fast`` for the others,

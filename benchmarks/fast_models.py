@@ -89,17 +89,20 @@ def card(args: argparse.Namespace) -> None:
     stages = _stages(args.config, args.run)
     cfg = stages[-1]["cfg"]
     scale = cfg["data"]["scale"]
-    degradations = ["bi", "bd"] if scale == 4 else ["bi"]
+    degradations = args.degradations.split(",") if args.degradations else (["bi", "bd"] if scale == 4 else ["bi"])
     metrics = ("psnr", "ssim", "flicker") if args.flicker else ("psnr", "ssim")
     with tempfile.TemporaryDirectory() as tmp:
         gt = write_heldout_frames(CLIPS, Path(tmp) / "heldout")
         results = {}
-        for deg in degradations:
+        for di, deg in enumerate(degradations):
             t0 = time.time()
-            m = metrics if deg == "bi" else ("psnr", "ssim")  # flicker: BI only (the target's degradation)
-            rows = {name: validate(name, gt, deg, m), "bicubic": validate(MatlabBicubic(scale), gt, deg, m)}
+            m = metrics if deg != "bd" else ("psnr", "ssim")  # flicker: not on BD (no model is aimed at it)
+            base, _, crf = deg.partition("+crf")
+            crf = float(crf) if crf else None
+            rows = {name: validate(name, gt, base, m, crf=crf),
+                    "bicubic": validate(MatlabBicubic(scale), gt, base, m, crf=crf)}
             for extra in args.compare:
-                rows[extra] = validate(extra, gt, deg, m)
+                rows[extra] = validate(extra, gt, base, m, crf=crf)
             results[deg] = {k: {**v["overall"], "clips": v["clips"]} for k, v in rows.items()}
             print(f"{deg}: " + ", ".join(f"{k} {v['overall']}" for k, v in rows.items()), f"({time.time() - t0:.0f} s)")
     speed = {"input": "320x180 (W x H), CPU, `vsrkit bench`", "model_ms_per_frame": _speed(args.bench, args.bench_name or name),
@@ -132,15 +135,21 @@ def card(args: argparse.Namespace) -> None:
         "validation": {
             "clips": list(HELD_OUT),
             "frames": VALIDATION_FRAMES,
-            "what": f"the first {VALIDATION_FRAMES} frames of each held-out clip (PNG), LR made from them by BI/BD, "
+            "what": f"the first {VALIDATION_FRAMES} frames of each held-out clip (PNG), LR made from them by BI/BD"
+                    + (" (+crfN: then the LR clip through H.264, libx264 preset medium, at crf N: vsrkit eval --crf N)"
+                       if any("+crf" in d for d in degradations) else "") + ", "
                     "vsrkit eval: Y (MATLAB BT.601), no border crop, every frame, mean per clip then over clips; "
-                    "bicubic = MATLAB imresize of the same LR" + ("; flicker (BI only): vsrkit eval --metric flicker, "
+                    "bicubic = MATLAB imresize of the same LR" + ("; flicker (not on BD): vsrkit eval --metric flicker, "
                     "1000 x mean squared change of the error along the GT's motion, lower is steadier" if args.flicker else ""),
-            "command": f"vsrkit eval -m {name} --gt HELDOUT --degrade bi --metric {','.join(metrics)}",
+            "command": f"vsrkit eval -m {name} --gt HELDOUT --degrade {degradations[0].split('+crf')[0]}"
+                       + (f" --crf {degradations[0].split('+crf')[1]}" if "+crf" in degradations[0] else "")
+                       + f" --metric {','.join(metrics)}",
             "results": results,
         },
         "speed": speed,
     }
+    if card_path(name).is_file():  # hand-written notes survive a re-measurement
+        data["notes"] = json.loads(card_path(name).read_text()).get("notes", [])
     card_path(name).write_text(json.dumps(data, indent=1) + "\n")
     card_path(name, ".md").write_text(render(data))
     print(f"wrote {card_path(name)} and {card_path(name, '.md')}")
@@ -174,8 +183,10 @@ def render(d: dict) -> str:
              "## Validation (Y)", "", v["what"] + ".", ""]
     for deg, rows in v["results"].items():
         metrics = [k for k in next(iter(rows.values())) if k != "clips"]
-        lines += [f"### {deg.upper()}" + (" (as trained)" if deg.upper() == t["degradation"] else
-                                          " (not trained for it)"), "",
+        base, _, crf = deg.partition("+crf")
+        head = f"{base.upper()}, then H.264 crf {crf} (libx264, preset medium)" if crf else deg.upper()
+        trained = deg.upper() == t["degradation"] or (t["degradation"] == "REALWORLD" and crf)
+        lines += [f"### {head}" + (" (as trained)" if trained else " (not trained for it)"), "",
                   "| model | " + " | ".join(metrics) + " | " + " | ".join(f"PSNR {c}" for c in next(iter(rows.values()))["clips"]) + " |",
                   "|---" * (1 + len(metrics) + len(next(iter(rows.values()))["clips"])) + "|"]
         for model, r in rows.items():
@@ -189,6 +200,8 @@ def render(d: dict) -> str:
         lines.append(f"- {prec}: {ms:.1f} ms" + (f" (basicvsr-reds4 {ref:.0f} ms: {ref / ms:.0f}x faster)" if ref else ""))
     if s.get("note"):
         lines += ["", s["note"]]
+    if d.get("notes"):  # written by hand into NAME.json (what the numbers mean, what a goal still lacks)
+        lines += ["", "## Notes", "", *d["notes"]]
     return "\n".join(lines) + "\n"
 
 
@@ -208,7 +221,9 @@ def main() -> None:
     c.add_argument("--bench-ref", type=Path)
     c.add_argument("--speed-note", default="")
     c.add_argument("--hardware", default="a 2-core CPU shared with other jobs (1 training thread)")
-    c.add_argument("--flicker", action="store_true")
+    c.add_argument("--flicker", action="store_true", help="flicker too (not on BD)")
+    c.add_argument("--degradations", default="",
+                   help="comma list: bi, bd, bi+crf23 (BI then H.264 crf 23)...; default bi,bd (x4) or bi")
     c.add_argument("--compare", nargs="*", default=[], help="other models scored beside it")
     sp = sub.add_parser("speed")
     sp.add_argument("name")

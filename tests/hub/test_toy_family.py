@@ -87,7 +87,8 @@ def make_family(release: WeightsSource | None) -> Family:
         (
             ModelEntry("toy", "ToyVSR", {}, summary="toy x2, 4 features, random weights"),
             ModelEntry("toy-x2-demo", "ToyVSR", {"num_feat": 8, "scale": 2}, release,
-                       summary="toy x2, 8 features, released", protocol=RELEASED),
+                       summary="toy x2, 8 features, released", protocol=RELEASED,
+                       losses_db={"bf16": 0.5, "ov_bf16": 0.02, "ov_int8": 0.5}),  # bf16 over budget: auto stays fp32
         ),
         rules=(Rule(("head.weight", "tail.weight"), read), Rule(("toy.conv_in.weight",), read)),
         convert=convert,
@@ -166,6 +167,15 @@ def test_by_name_with_its_release_downloaded_checked_and_converted(toy, cache):
     assert (cache / "toy_x2_demo.safetensors").is_file()  # fetched from its URL and checked against its sha256
     want = convert(released_weights())
     assert all(torch.equal(v, want[k]) for k, v in model.state_dict().items())
+    # its measured precision losses reach the spec (its own weights only), and the budgets act on them
+    assert (model.spec.bf16_loss_db, model.spec.ov_bf16_loss_db, model.spec.int8_loss_db) == (0.5, 0.02, 0.5)
+    assert bare.spec.bf16_loss_db is None and bare.spec.int8_loss_db is None
+    other = vsrkit.load_model("toy-demo", weights=cache / "toy_x2_demo.safetensors")
+    assert other.spec.bf16_loss_db is None and other.spec.int8_loss_db is None
+    from vsrkit.export.openvino import choose_precision
+
+    with pytest.raises(VsrkitError, match="int8 costs 0.50 dB"):
+        choose_precision("int8", model.spec, "toy-x2-demo", False, None)
     with pytest.raises(VsrkitError, match="unknown model 'toy-x3'"):
         vsrkit.load_model("toy-x3")
     # `vsrkit models` lists it, and describes it

@@ -22,6 +22,9 @@ from vsrkit.errors import VsrkitError
                    "`vsrkit degrade --mode rlsp`), or realworld (RealBasicVSR's random pipeline, --seed).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="--degrade realworld: the seed of the fixed degraded version (one stream per clip name).")
+@click.option("--crf", type=float, default=None,
+              help="Then compress each LR clip with H.264 at this constant rate factor (libx264, preset medium, "
+                   "yuv420p; web video is about 23-30), as real videos are.")
 @click.option("--metric", default="psnr,ssim", show_default=True, help="Comma list of psnr, ssim, flicker.")
 @click.option("--crop", type=int, default=None, help="Border pixels dropped on each side (default 0).")
 @click.option("--channel", default=None, help="y (BT.601, MATLAB rgb2ycbcr; default) or rgb.")
@@ -40,7 +43,7 @@ from vsrkit.errors import VsrkitError
 @click.option("--force-precision", is_flag=True, help="Run bf16/int8 even where its measured loss is over budget.")
 @click.option("--tile", type=int, default=None, help="Tile size in input pixels (as vsrkit upscale).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def eval_(model, weights, gt, lr, degradation, seed, metric, crop, channel, protocol, json_out, csv_out, device,
+def eval_(model, weights, gt, lr, degradation, seed, crf, metric, crop, channel, protocol, json_out, csv_out, device,
           precision, backend, calibrate, force_precision, tile, quiet) -> None:
     """Score MODEL on a dataset: PSNR/SSIM averaged per clip, then over clips (as BasicSR and mmagic)."""
     from vsrkit.eval.protocols import resolve_protocol
@@ -60,7 +63,8 @@ def eval_(model, weights, gt, lr, degradation, seed, metric, crop, channel, prot
     if json_out is not None and csv_out is None:
         csv_out = json_out.with_suffix(".csv")
     result = evaluate(model, gt, lr, degradation, weights=weights, metrics=metrics, protocol=proto, device=device,
-                      precision=precision, tile=tile, progress=not quiet, say=say, seed=seed, **extra)
+                      precision=precision, tile=tile, progress=not quiet, say=say, seed=seed, crf=crf,
+                      **extra)
     click.echo(format_summary(result))
     if json_out is not None:
         say(f"wrote {write_json(result, json_out)}")

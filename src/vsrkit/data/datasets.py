@@ -41,7 +41,8 @@ from torch.utils.data import Dataset
 
 from vsrkit.data.config import DataCfg
 from vsrkit.data.degrade import degrade, imresize
-from vsrkit.data.realworld import clip_seed, degrade_clip
+from vsrkit.data.realworld import clip_seed, degrade_clip, preset_config
+from vsrkit.io.codec_roundtrip import crf_roundtrip
 from vsrkit.data.transforms import apply_augment, draw_augment, paired_random_crop, random_crop_box
 from vsrkit.errors import VsrkitError
 from vsrkit.io.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_images, natural_key
@@ -407,7 +408,7 @@ class TrainDataset(Dataset):
                 if size is not None:
                     y, x = random_crop_box((hl, wl), size, rng, what)
                     gt = gt[:, y * s:(y + size) * s, x * s:(x + size) * s]
-                lq = degrade_clip(gt, s, (seed, idx))
+                lq = degrade_clip(gt, s, (seed, idx), preset_config(cfg.realworld))
             elif size is None:
                 lq = degrade(np.ascontiguousarray(gt), cfg.degradation, s)
             else:
@@ -442,9 +443,11 @@ class ValDataset(Dataset):
             if gt.shape[1] != lq.shape[1] * cfg.scale or gt.shape[2] != lq.shape[2] * cfg.scale:
                 raise VsrkitError(f"{clip.lq.where()}: low-resolution frames are not 1/{cfg.scale} of the ground truth")
         elif cfg.degradation == "realworld":  # a fixed degraded version: the clip's own seed
-            lq = degrade_clip(gt, cfg.scale, clip_seed(0, clip.name))
+            lq = degrade_clip(gt, cfg.scale, clip_seed(0, clip.name), preset_config(cfg.realworld))
         else:
             lq = degrade(np.ascontiguousarray(gt), cfg.degradation, cfg.scale)
+        if clip.lq is None and cfg.crf is not None:  # as web video: the LR clip through H.264 (vsrkit eval --crf)
+            lq = np.stack(list(crf_roundtrip(iter(np.rint(lq).clip(0, 255).astype(np.uint8)), cfg.crf)))
         return {"name": clip.name, "lq": _to_tensor(lq, cfg.channels), "gt": _to_tensor(gt, cfg.channels)}
 
 

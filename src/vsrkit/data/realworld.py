@@ -66,18 +66,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vsrkit.io.codec_roundtrip import VIDEO_CODECS, jpeg_roundtrip, video_roundtrip
+from vsrkit.data.degrade import imresize
+from vsrkit.io.codec_roundtrip import VIDEO_CODECS, crf_roundtrip, jpeg_roundtrip, video_roundtrip
 
 __all__ = [
     "KERNEL_TYPES", "INTERPOLATIONS", "BlurConfig", "ResizeConfig", "NoiseConfig", "JpegConfig", "VideoConfig",
     "SharpenConfig", "RealWorldConfig", "mesh_grid", "sigma_matrix", "gaussian_kernel", "generalized_gaussian_kernel",
     "plateau_kernel", "sinc_kernel", "KernelParams", "blur_params", "make_kernel", "kernel_stream", "filter2d",
     "resize", "gaussian_noise", "poisson_noise", "unsharp_mask", "blur_op", "resize_op", "noise_op", "jpeg_op",
-    "video_op", "sharpen_op", "seed_sequence", "clip_seed", "degrade_stream", "degrade_clip",
+    "video_op", "sharpen_op", "seed_sequence", "clip_seed", "degrade_stream", "degrade_clip", "PRESETS",
+    "web_video_config", "preset_config",
 ]
 
 KERNEL_TYPES = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso", "sinc")
 INTERPOLATIONS = ("bilinear", "area", "bicubic")
+RESIZE_MODES = (*INTERPOLATIONS, "matlab")  # matlab: MATLAB imresize bicubic, antialiased (the BI degradation)
 _PI = 3.1416  # the config writes pi so
 
 
@@ -151,6 +154,9 @@ class VideoConfig:
     codecs: tuple[str, ...] = VIDEO_CODECS  # L105 codec
     codec_probs: tuple[float, ...] = (1 / 3, 1 / 3, 1 / 3)  # L106 codec_prob
     bitrate: tuple[int, int] = (10_000, 100_000)  # L107 bitrate [1e4, 1e5], bits/s, both ends included
+    # not in mmagic: libx264 at a constant rate factor drawn per clip from this range (crf_roundtrip, preset
+    # medium) instead of a codec and a bitrate; quality per pixel, so a crop compresses as its whole frame would
+    crf: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -194,6 +200,38 @@ class RealWorldConfig:
     final_interpolation_probs: tuple[float, ...] = (1 / 3, 1 / 3, 1 / 3)  # L179
     final_sinc: BlurConfig = field(default_factory=_final_sinc)  # L182-189
     shuffle: bool = True  # L163 DegradationsWithShuffle; False: video compression first
+    video_last: bool = False  # not in mmagic: the second video compression always after the final resize
+
+
+def web_video_config() -> RealWorldConfig:
+    """The ``web`` preset (vsrkit's, not mmagic's): video as the web delivers it. A clean frame shrunk to 1/scale
+    (MATLAB bicubic mostly, else area or cv2 bicubic), sometimes a mild blur before and mild noise, then H.264 at a
+    constant rate factor of 18..38 (nine clips in ten); no second stage, no sharpened target. For models scored on
+    BI + H.264, e.g. ``vsrkit eval --degrade bi --crf 30``."""
+    off = dict(prob=0.0)
+    return RealWorldConfig(
+        sharpen=SharpenConfig(enabled=False),
+        blur1=BlurConfig(prob=0.3, kernel_sizes=(7, 9, 11), kernel_types=("iso", "aniso"), kernel_probs=(0.6, 0.4),
+                         sigma_x=(0.2, 1.2), sigma_y=(0.2, 1.2)),
+        resize1=ResizeConfig(**off),
+        noise1=NoiseConfig(prob=0.2, gaussian_sigma=(1.0, 5.0), poisson_scale=(0.05, 0.5)),
+        jpeg1=JpegConfig(**off), video1=VideoConfig(**off),
+        blur2=BlurConfig(**off), resize2=ResizeConfig(**off), noise2=NoiseConfig(**off), jpeg2=JpegConfig(**off),
+        video2=VideoConfig(prob=0.9, crf=(18.0, 38.0)),
+        final_interpolations=("matlab", "area", "bicubic"), final_interpolation_probs=(0.7, 0.15, 0.15),
+        final_sinc=BlurConfig(prob=0.0, kernel_types=("sinc",), kernel_probs=(1.0,), omega=(_PI / 3, _PI)),
+        video_last=True)
+
+
+PRESETS = {"realbasicvsr": RealWorldConfig, "web": web_video_config}  # the pipeline's named settings
+
+
+def preset_config(name: str) -> RealWorldConfig:
+    """The pipeline of a named preset: ``realbasicvsr`` (mmagic's training config, the default) or ``web``."""
+    try:
+        return PRESETS[name]()
+    except KeyError:
+        raise ValueError(f"unknown realworld preset {name!r}: use {', '.join(PRESETS)}") from None
 
 
 # ---------------------------------------------------------------------------------------------- kernels
@@ -480,15 +518,18 @@ def _apply_taps(x: torch.Tensor, dim: int, idx: torch.Tensor, wt: torch.Tensor) 
 
 def resize(frame: torch.Tensor, size: tuple[int, int], interpolation: str) -> torch.Tensor:
     """``cv2.resize(frame, (w, h), interpolation=...)`` of a (C, H, W) frame to ``size = (h, w)``:
-    'bilinear' (INTER_LINEAR), 'bicubic' (INTER_CUBIC), 'area' (INTER_AREA); float32, uint8 in -> uint8 out."""
-    if interpolation not in INTERPOLATIONS:
-        raise ValueError(f"unknown interpolation {interpolation!r}: use {', '.join(INTERPOLATIONS)}")
+    'bilinear' (INTER_LINEAR), 'bicubic' (INTER_CUBIC), 'area' (INTER_AREA); or 'matlab' (MATLAB ``imresize``
+    bicubic, antialiased: the BI degradation, not in mmagic); float32, uint8 in -> uint8 out."""
+    if interpolation not in RESIZE_MODES:
+        raise ValueError(f"unknown interpolation {interpolation!r}: use {', '.join(RESIZE_MODES)}")
     h, w = frame.shape[-2:]
     oh, ow = int(size[0]), int(size[1])
     if oh < 1 or ow < 1:
         raise ValueError(f"resize to {ow}x{oh}: sizes must be positive")
     if (oh, ow) == (h, w):
         return frame.clone()
+    if interpolation == "matlab":
+        return _requantize(imresize(frame.float(), size=(oh, ow)), frame)
     shrink = oh <= h and ow <= w
     x = frame.float()
     x = _apply_taps(x, -2, *_resize_taps(h, oh, interpolation, shrink))
@@ -631,9 +672,13 @@ def video_op(frames: Iterable[torch.Tensor], cfg: VideoConfig, rng: np.random.Ge
     if rng.random() > cfg.prob:
         yield from frames
         return
-    codec = _choice(rng, cfg.codecs, cfg.codec_probs)
-    bitrate = int(rng.integers(int(cfg.bitrate[0]), int(cfg.bitrate[1]) + 1))
-    for out in video_roundtrip((_hwc(_to_uint8(f)) for f in frames), codec, bitrate):
+    if cfg.crf is not None:
+        outs = crf_roundtrip((_hwc(_to_uint8(f)) for f in frames), _uniform(rng, cfg.crf))
+    else:
+        codec = _choice(rng, cfg.codecs, cfg.codec_probs)
+        bitrate = int(rng.integers(int(cfg.bitrate[0]), int(cfg.bitrate[1]) + 1))
+        outs = video_roundtrip((_hwc(_to_uint8(f)) for f in frames), codec, bitrate)
+    for out in outs:
         yield torch.from_numpy(out).permute(2, 0, 1).float()
 
 
@@ -723,6 +768,8 @@ def degrade_stream(frames: Iterable[np.ndarray], scale: int, seed, config: RealW
     it = noise_op(it, cfg.noise2, rngs["noise2"])
     it = jpeg_op(it, cfg.jpeg2, rngs["jpeg2"])
     video_first = (not cfg.shuffle) or bool(rngs["order"].random() < 0.5)  # the two orders of two groups
+    if cfg.video_last:
+        video_first = False
 
     def final_group(x: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
         x = resize_op(x, ResizeConfig(interpolations=cfg.final_interpolations,

@@ -56,10 +56,11 @@ def write_heldout_frames(clips_dir: str | os.PathLike, out: str | os.PathLike, f
 
 
 def validate(model: str | nn.Module, gt: str | os.PathLike, degradation: str, metrics: tuple[str, ...] = ("psnr", "ssim"),
-             precision: str = "fp32") -> dict[str, Any]:
-    """``vsrkit eval`` of a model (a name or a network) on the held-out frames: overall and per-clip values."""
+             precision: str = "fp32", crf: float | None = None) -> dict[str, Any]:
+    """``vsrkit eval`` of a model (a name or a network) on the held-out frames: overall and per-clip values;
+    ``crf``: the LR clips then through H.264 at that crf (``vsrkit eval --crf``)."""
     res = evaluate(model, gt, degradation=degradation, metrics=metrics, device="cpu", precision=precision,
-                   progress=False)
+                   progress=False, crf=crf)
     keys = [k for k in res["overall"] if k not in ("ms_per_frame", "fps")]
     return {"overall": {k: res["overall"][k] for k in keys},
             "clips": {c["name"]: {k: c[k] for k in keys} for c in res["clips"]}}

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,22 @@ def _realworld_lr(clip: Clip, scale: int, seed: int) -> Iterator[np.ndarray]:
         raise VsrkitError(f"{clip.gt[0].parent}: {e}") from None
 
 
+def _compressed(items: Iterator[tuple[np.ndarray, Path]], crf: float) -> Iterator[tuple[np.ndarray, Path]]:
+    """The LR frames of a clip after H.264 at ``crf`` (``io.codec_roundtrip.crf_roundtrip``: libx264, preset
+    medium, yuv420p), as web video compresses them; each with the file it came from."""
+    from vsrkit.io.codec_roundtrip import crf_roundtrip
+
+    wheres: deque[Path] = deque()
+
+    def frames() -> Iterator[np.ndarray]:
+        for img, where in items:
+            wheres.append(where)
+            yield as_rgb8(img, where)
+
+    for out in crf_roundtrip(frames(), crf):
+        yield out, wheres.popleft()
+
+
 def evaluate(
     model: str | torch.nn.Module | None,
     gt: str | os.PathLike,
@@ -147,9 +164,11 @@ def evaluate(
     backend: str = "torch",
     calibrate: str | os.PathLike | None = None,
     force_precision: bool = False,
+    crf: float | None = None,
 ) -> dict[str, Any]:
     """Score ``model`` on the dataset at ``gt`` (LR frames from ``lr``, or made by ``degradation``: bi, bd, rlsp, or
-    realworld with ``seed``, a fixed random degradation per clip). ``backend="openvino"``: the model converted to
+    realworld with ``seed``, a fixed random degradation per clip; ``crf``: then each LR clip through H.264 at that
+    constant rate factor, as web video). ``backend="openvino"``: the model converted to
     OpenVINO (``precision`` fp32, bf16, int8 calibrated on ``calibrate``, or auto)."""
     from vsrkit.eval.protocols import resolve_protocol
     from vsrkit.hub.loader import load_model
@@ -162,6 +181,8 @@ def evaluate(
         degradation = degradation.lower()
         if degradation not in DEGRADATIONS:
             raise VsrkitError(f"unknown --degrade {degradation!r}: use bi, bd, rlsp or realworld")
+    if crf is not None and (isinstance(crf, bool) or not isinstance(crf, (int, float)) or not 0 <= crf <= 51):
+        raise VsrkitError(f"--crf must be a number in 0..51 (H.264 constant rate factor), got {crf!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise VsrkitError(f"--seed must be a non-negative integer, got {seed!r}")
     clips = find_clips(gt, lr)
@@ -215,11 +236,10 @@ def evaluate(
             source_time = 0.0
             lr_size: tuple[int, int] | None = None
 
-            def source() -> Iterator[np.ndarray]:
-                nonlocal source_time, lr_size
+            def made() -> Iterator[tuple[np.ndarray, Path]]:
+                nonlocal lr_size
                 realworld = _realworld_lr(clip, scale, seed) if degradation == "realworld" else None
                 for i, gpath in enumerate(clip.gt):
-                    t0 = time.perf_counter()
                     if clip.lr is not None:
                         img = read_frame(clip.lr[i])
                         where = clip.lr[i]
@@ -233,6 +253,17 @@ def evaluate(
                     elif img.shape[:2] != lr_size:
                         raise VsrkitError(f"{where}: size {img.shape[1]}x{img.shape[0]} differs from the clip's "
                                           f"first frame ({lr_size[1]}x{lr_size[0]})")
+                    yield img, where
+
+            def source() -> Iterator[np.ndarray]:
+                nonlocal source_time
+                items = made() if crf is None else _compressed(made(), crf)
+                for i in range(len(clip.gt)):
+                    t0 = time.perf_counter()
+                    try:
+                        img, _ = next(items)
+                    except StopIteration:
+                        return
                     if i == crop_at:
                         kept_lr[i] = img
                     source_time += time.perf_counter() - t0
@@ -307,7 +338,8 @@ def evaluate(
             "params": sum(p.numel() for p in getattr(net, "torch_model", net).parameters()),
         },
         "dataset": {"gt": str(gt), "lr": None if lr is None else str(lr),
-                    "degradation": f"realworld(seed={seed})" if degradation == "realworld" else degradation,
+                    "degradation": (f"realworld(seed={seed})" if degradation == "realworld" else degradation)
+                    if crf is None else f"{degradation or 'lr'}+h264(crf={crf:g})",
                     "clips": len(clips), "frames": total, "gt_modcrop": degradation is not None},
         "protocol": {"name": protocol.name, "channel": protocol.channel, "crop": protocol.crop,
                      "frames": protocol.frames, "clip_length": protocol.clip_length,

@@ -73,10 +73,9 @@ CALIBRATION_SIDE = 256  # int8, dynamic graphs: calibration frames are cropped t
 EXTRA = "pip install 'vsrkit[openvino]'"
 _HINT = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 
-# Measured losses of the pretrained models on this backend (Y PSNR against fp32, held-out real clips;
-# benchmarks/bench_openvino.py --quality). Copied into ModelSpec.ov_bf16_loss_db / int8_loss_db by
-# ``OpenVinoModel``; to move into the pretrained entries when the family modules hold them.
-MEASURED_LOSS_DB: dict[str, dict[str, float]] = {}
+# The measured losses of the pretrained models on this backend (Y PSNR against fp32, held-out real clips;
+# benchmarks/bench_openvino.py --sections quality) are kept with their entries (``ModelEntry.losses_db``) and reach
+# the spec as ``ov_bf16_loss_db`` / ``int8_loss_db`` through ``load_model``.
 
 
 def require_openvino() -> Any:
@@ -651,12 +650,6 @@ class OpenVinoModel(nn.Module):
         self.calibration_digest = None if calibration is None else _tensor_digest(self.calibration)
         name = _model_name(model)
         self.model_name = f"{name} (openvino {precision})"
-        losses = MEASURED_LOSS_DB.get(name, {})
-        spec = dataclasses.replace(
-            spec,
-            ov_bf16_loss_db=spec.ov_bf16_loss_db if spec.ov_bf16_loss_db is not None else losses.get("bf16"),
-            int8_loss_db=spec.int8_loss_db if spec.int8_loss_db is not None else losses.get("int8"),
-        )
         self.parts: dict[str, Part] = {}
         self.stepwise: str | None = None  # bidirectional models run as one-frame steps: "basicvsr" / "iconvsr"
         self._recorded: dict[tuple[str, Any], list[list[np.ndarray]]] = {}  # calibration inputs not yet used
@@ -991,9 +984,6 @@ def openvino_model(model: Any, weights: Any, cfg: Any, precision: str, *, calibr
     net = model if isinstance(model, nn.Module) else load_model(model, weights=weights, progress=progress)
     name = _model_name(net)
     spec = net.spec
-    losses = MEASURED_LOSS_DB.get(name, {})
-    spec = dataclasses.replace(spec, ov_bf16_loss_db=spec.ov_bf16_loss_db if spec.ov_bf16_loss_db is not None else losses.get("bf16"),
-                               int8_loss_db=spec.int8_loss_db if spec.int8_loss_db is not None else losses.get("int8"))
     chosen = choose_precision(precision, spec, name, force, say)
     frames = None
     if chosen == "int8":

@@ -56,6 +56,7 @@ def load_model(
     state_dict = None
     filename = None
     meta = None
+    losses: dict[str, float] = {}  # a named model's measured precision losses, for its own weights only
     if weights is not None:
         filename = os.path.basename(os.fspath(weights))
         state_dict, meta = load_with_meta(weights)
@@ -95,6 +96,7 @@ def load_model(
         protocol = entry.protocol or fam.protocol(entry.arch, build_kwargs)
         arch = entry.arch
         if state_dict is None and entry.weights is not None:
+            losses = dict(entry.losses_db) if not kwargs else {}
             path = resolve_weights(entry.name, entry.weights, progress=progress)
             state_dict = load_state_dict(path)
             filename = path.name
@@ -111,8 +113,12 @@ def load_model(
                     "is no real upscale; give --weights FILE, or a model with weights (see `vsrkit models`)",
                     model_name)
     model.eval()
-    model.spec = dataclasses.replace(model.spec, protocol=protocol, name=model_name)
+    model.spec = dataclasses.replace(model.spec, protocol=protocol, name=model_name, **{
+        field: losses[key] for key, field in LOSS_FIELDS.items() if key in losses})
     return model
+
+
+LOSS_FIELDS = {"bf16": "bf16_loss_db", "ov_bf16": "ov_bf16_loss_db", "ov_int8": "int8_loss_db"}  # ModelEntry.losses_db
 
 
 def _load_checked(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str, name: str | None) -> None:

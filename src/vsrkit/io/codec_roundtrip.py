@@ -14,6 +14,11 @@
     (tested). Frames whose size differs from the first are rescaled to it by PyAV's reformatter (swscale
     bilinear), as in mmagic. One codec thread, so the result does not depend on the machine's core count.
 
+``crf_roundtrip``
+    The same round trip through libx264 at a constant rate factor (``crf``, preset ``medium``, yuv420p, 25 frames
+    per second): H.264 as web video is made, the degradation of ``vsrkit eval --crf`` and of the ``crf`` option
+    of the real-world pipeline. Quality per pixel, so a crop compresses about as its whole frame does.
+
     x264's AVX-512 routines read uninitialised memory when a side is not a multiple of 16 (the same input then
     encodes differently from run to run); on CPUs with AVX-512 x264 is given the CPU's other instruction sets
     (``asm=...``), whose results are bit-exact with x264's C code and deterministic.
@@ -30,7 +35,7 @@ from functools import lru_cache
 import av
 import numpy as np
 
-__all__ = ["VIDEO_CODECS", "jpeg_roundtrip", "video_roundtrip"]
+__all__ = ["VIDEO_CODECS", "crf_roundtrip", "jpeg_roundtrip", "video_roundtrip"]
 
 VIDEO_CODECS = ("libx264", "h264", "mpeg4")  # mmagic's RandomVideoCompression choices; h264 opens libx264
 _DECODER = {"libx264": "h264", "h264": "h264", "mpeg4": "mpeg4"}
@@ -101,6 +106,21 @@ def video_roundtrip(frames: Iterable[np.ndarray], codec: str, bitrate: int) -> I
         raise ValueError(f"unknown video codec {codec!r}: use one of {', '.join(VIDEO_CODECS)}")
     if int(bitrate) < 1:
         raise ValueError(f"video bitrate must be positive, got {bitrate}")
+    return _roundtrip(frames, codec, {"bit_rate": int(bitrate)}, Fraction(1, 1), {"bt": "128000"})
+
+
+def crf_roundtrip(frames: Iterable[np.ndarray], crf: float, preset: str = "medium") -> Iterator[np.ndarray]:
+    """The frames (``H x W x 3`` uint8) after libx264 at constant rate factor ``crf`` (0..51, lower is better;
+    web video is about 23..30), ``preset``, yuv420p, 25 frames/s, and a decode: one output per input frame."""
+    crf = float(crf)
+    if not 0 <= crf <= 51:
+        raise ValueError(f"crf must be in 0..51, got {crf:g}")
+    return _roundtrip(frames, "libx264", {}, Fraction(25), {"crf": f"{crf:g}", "preset": preset})
+
+
+def _roundtrip(frames: Iterable[np.ndarray], codec: str, attrs: dict, rate: Fraction,
+               options: dict[str, str]) -> Iterator[np.ndarray]:
+    """Encode and decode a stream of frames with one codec context each (see ``video_roundtrip``)."""
     enc: av.VideoCodecContext | None = None
     dec: av.VideoCodecContext | None = None
     size = pad = (0, 0)
@@ -129,13 +149,14 @@ def video_roundtrip(frames: Iterable[np.ndarray], codec: str, bitrate: int) -> I
             enc = av.CodecContext.create(codec, "w")
             enc.width, enc.height = size[1] + pad[1], size[0] + pad[0]
             enc.pix_fmt = "yuv420p"
-            enc.bit_rate = int(bitrate)
-            enc.time_base = Fraction(1, 1)
-            enc.framerate = Fraction(1, 1)
+            for k, v in attrs.items():
+                setattr(enc, k, v)
+            enc.time_base = 1 / rate
+            enc.framerate = rate
             enc.thread_count = 1
             enc.flags |= av.codec.context.Flags.global_header  # as an mp4 container asks
-            # PyAV's add_stream sets bit_rate_tolerance so (mpeg4's rate control reads it)
-            enc.options = {"bt": "128000", **(x264_options() if codec in _EVEN_ONLY else {})}
+            # PyAV's add_stream sets bit_rate_tolerance so (mpeg4's rate control reads it): in ``options``
+            enc.options = {**options, **(x264_options() if codec in _EVEN_ONLY else {})}
         if pad != (0, 0) and frame.shape[:2] == size:
             frame = np.pad(frame, ((0, pad[0]), (0, pad[1]), (0, 0)), mode="edge")
         vf = av.VideoFrame.from_ndarray(frame, format="rgb24")

@@ -90,6 +90,10 @@ class ModelEntry:
     weights: WeightsSource | None = None
     summary: str = ""
     protocol: Protocol | None = None  # None: the family's default for the architecture (``Family.protocol``)
+    # Y PSNR (dB) these weights lose against fp32 on held-out real clips, measured per precision: ``bf16``
+    # (PyTorch), ``ov_bf16`` and ``ov_int8`` (OpenVINO; benchmarks/bench_openvino.py --sections quality). They
+    # become ModelSpec.bf16_loss_db / ov_bf16_loss_db / int8_loss_db, which --precision auto and the budgets read
+    losses_db: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

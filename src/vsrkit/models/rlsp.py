@@ -400,6 +400,15 @@ _FAST = [
         kwargs={"layers": 7, "filters": 48, "state_dim": 48, "kernel_size": 3, "factor": 4, "in_channels": 3},
         weights=bundled_weights("rlsp-fast-x4", "6e39f0a0e91108a0ea9234dc03663df33cbc90e5f8859f99c5102f4084a783e6"),
         summary="fast RLSP 7-48 x4, RGB, trained by vsrkit on sample clips (BI), bundled: `vsrkit upscale --fast`",
+        # benchmarks/bench_openvino.py --sections quality: 3 real clips, 6 frames of 160x90, Intel Xeon with AMX
+        losses_db={"ov_bf16": -0.0007, "ov_int8": 0.021},
+    ),
+    ModelEntry(  # issue 21: the real-world pipeline's web preset (BI-like shrink, then H.264 crf 18..38)
+        name="rlsp-fast-real-x4",
+        arch="RLSP",
+        kwargs={"layers": 7, "filters": 64, "state_dim": 64, "kernel_size": 3, "factor": 4, "in_channels": 3},
+        weights=bundled_weights("rlsp-fast-real-x4", "c64faf0492dfecefe8318b03ecc53fbb0e61d12ae95ae32898beedcb91afd431"),
+        summary="fast RLSP 7-64 x4, RGB, trained by vsrkit on sample clips as compressed web video, bundled",
     ),
 ]
 

@@ -40,6 +40,7 @@ from typing import Any, Union
 import yaml
 
 from vsrkit.data.config import DataCfg
+from vsrkit.data.realworld import PRESETS
 from vsrkit.errors import VsrkitError
 from vsrkit.models.registry import family_of_arch, get_family
 
@@ -305,6 +306,10 @@ def _check(cfg: Config) -> None:
         _choice(d.split, SPLITS, f"{key}.split")
         _choice(d.degradation, ("bi", "bd", "realworld"), f"{key}.degradation")
         _choice(d.channels, ("rgb", "y"), f"{key}.channels")
+        _choice(d.realworld, tuple(PRESETS), f"{key}.realworld")
+        if d.crf is not None and (key == "data" or not 0 <= d.crf <= 51):
+            raise VsrkitError(f"config: {key}.crf must be in 0..51 and is for val.data only (training: degradation "
+                              f"realworld, realworld: web), got {d.crf}")
         if d.scale < 1:
             raise VsrkitError(f"config: {key}.scale must be at least 1, got {d.scale}")
         if d.gt_size and d.gt_size % d.scale:

@@ -65,8 +65,10 @@ def _bench_speed(benches: list[dict[str, Any]], model: str) -> dict[str, Any] | 
     return max(rows, key=pixels)
 
 
-def build_report(evals: list[dict[str, Any]], benches: list[dict[str, Any]], title: str = "vsrkit report") -> str:
-    """The HTML text of the report."""
+def build_report(evals: list[dict[str, Any]], benches: list[dict[str, Any]], title: str = "vsrkit report",
+                 videos: list[dict[str, Any]] | None = None) -> str:
+    """The HTML text of the report; ``videos``: crops of real clips with no ground truth
+    (``vsrkit.eval.compare.video_crops``), shown first."""
     from vsrkit.eval.report.plots import COLOURS, curves_svg, scatter_svg
 
     models = []
@@ -80,6 +82,17 @@ def build_report(evals: list[dict[str, Any]], benches: list[dict[str, Any]], tit
     colour = {m: COLOURS[i % len(COLOURS)] for i, m in enumerate(models)}
     esc = html.escape
     parts: list[str] = []
+
+    # ---- real clips with no ground truth: crops only
+    for vi, v in enumerate(videos or []):
+        box = v["box"]
+        head = (f"Crops: {esc(v['clip'])} (no ground truth), frame {v['frame']}, {box[2]}×{box[3]} pixels at "
+                f"({box[1]}, {box[0]}), x{v['scale']}")
+        parts.append(f"<section class='video' id='video{vi}'><h2>{esc(v['clip'])}</h2>"
+                     + _tiles_html(head, v["tiles"], f"vid{vi}") + "</section>")
+    if not evals and not benches:
+        return _PAGE.format(title=esc(title), body="\n".join(parts), sources="the videos below",
+                            script=_SCRIPT)
 
     # ---- table
     cols = ["model", "dataset", "PSNR", "SSIM", "flicker", "warp (GT)", "ms/frame", "fps", "params", "GFLOP/frame",
@@ -169,20 +182,24 @@ def _crops_html(results: list[dict[str, Any]], di: int) -> str:
         first = rs[0]["crops"]
         tiles = [("Bicubic", first["bicubic"])] + [(r["model"]["name"], r["crops"]["output"]) for r in rs]
         tiles.append(("Ground truth", first["gt"]))
-        cid = f"cmp{di}_{gi}"
-        imgs = "".join(f"<figure><img class='crop' alt='{esc(n)}' src='data:image/png;base64,{b}'>"
-                       f"<figcaption>{esc(n)}</figcaption></figure>" for n, b in tiles)
-        options = "".join(f"<option value='{i}'>{esc(n)}</option>" for i, (n, _) in enumerate(tiles))
-        sources = "".join(f"<img class='src' hidden alt='' src='data:image/png;base64,{b}'>" for _, b in tiles)
-        out.append(
-            f"<div class='crops'><h3>Crops: clip {esc(clip)}, frame {frame}, {box[2]}×{box[3]} pixels at "
-            f"({box[1]}, {box[0]})</h3><div class='row'>{imgs}</div>"
+        head = f"Crops: clip {esc(clip)}, frame {frame}, {box[2]}×{box[3]} pixels at ({box[1]}, {box[0]})"
+        out.append(_tiles_html(head, tiles, f"cmp{di}_{gi}"))
+    return "".join(out)
+
+
+def _tiles_html(head: str, tiles: list[tuple[str, str]], cid: str) -> str:
+    """A row of named crops (PNG base64) and the slider comparing any two of them (the last two at first)."""
+    esc = html.escape
+    imgs = "".join(f"<figure><img class='crop' alt='{esc(n)}' src='data:image/png;base64,{b}'>"
+                   f"<figcaption>{esc(n)}</figcaption></figure>" for n, b in tiles)
+    options = "".join(f"<option value='{i}'>{esc(n)}</option>" for i, (n, _) in enumerate(tiles))
+    sources = "".join(f"<img class='src' hidden alt='' src='data:image/png;base64,{b}'>" for _, b in tiles)
+    return (f"<div class='crops'><h3>{head}</h3><div class='row'>{imgs}</div>"
             f"<div class='compare' id='{cid}'><div class='pick'>left <select class='a'>{options}</select> "
             f"right <select class='b'>{options}</select> <input class='slider' type='range' min='0' max='100' "
             f"value='50' aria-label='slider'></div><div class='stage'>"
             f"<img class='under' alt='right'><img class='over' alt='left'><div class='bar'></div></div>"
             f"<div class='sources'>{sources}</div></div></div>")
-    return "".join(out)
 
 
 _SCRIPT = """
@@ -247,10 +264,12 @@ img.crop {{ width: 192px; height: 192px; image-rendering: pixelated; border: 1px
 """
 
 
-def write_report(paths: list[str | os.PathLike], output: str | os.PathLike, title: str = "vsrkit report") -> Path:
-    """Read the results, write the page under a temporary name and rename it to ``output``."""
-    evals, benches = load_results(paths)
-    text = build_report(evals, benches, title)
+def write_report(paths: list[str | os.PathLike], output: str | os.PathLike, title: str = "vsrkit report",
+                 videos: list[dict[str, Any]] | None = None) -> Path:
+    """Read the results, write the page under a temporary name and rename it to ``output``; ``videos``: crops of
+    real clips (``vsrkit.eval.compare.video_crops``), which may stand alone."""
+    evals, benches = load_results(paths) if paths or not videos else ([], [])
+    text = build_report(evals, benches, title, videos)
     out = Path(output)
     write_atomic_text(out, text)
     return out
