@@ -118,7 +118,8 @@ def main() -> None:
             same = (a[1] == b[1] and len(a[0]) == len(b[0]) == args.frames and len(pa) == len(pb) == args.frames
                     and all(x.read_bytes() == y.read_bytes() for x, y in zip(pa, pb)))
         shutil.rmtree(root, ignore_errors=True)
-    print(f"\n{k} tries, {verdicts['stopped'] + verdicts['ended before start-up']} interrupted: " + ", ".join(f"{v} {n}" for v, n in sorted(verdicts.items())))
+    interrupted = verdicts["stopped"] + verdicts["ended before start-up"]
+    print(f"\n{k} tries, {interrupted} interrupted: " + ", ".join(f"{v} {n}" for v, n in sorted(verdicts.items())))
     print(f"resumed to the end: exit {ends}; the same frames as an uninterrupted run: {same}")
     crashes = sum(n for v, n in verdicts.items() if v not in ("stopped", "finished", "ended before start-up"))
     print(f"crashes, tracebacks, hangs or wrong exits: {crashes}")

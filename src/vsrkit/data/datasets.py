@@ -42,9 +42,9 @@ from torch.utils.data import Dataset
 from vsrkit.data.config import DataCfg
 from vsrkit.data.degrade import degrade, imresize
 from vsrkit.data.realworld import clip_seed, degrade_clip, preset_config
-from vsrkit.io.codec_roundtrip import crf_roundtrip
 from vsrkit.data.transforms import apply_augment, draw_augment, paired_random_crop, random_crop_box
 from vsrkit.errors import VsrkitError
+from vsrkit.io.codec_roundtrip import crf_roundtrip
 from vsrkit.io.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_images, natural_key
 from vsrkit.io.pixfmt import to_rgb8
 from vsrkit.io.probe import count_frames

@@ -226,8 +226,10 @@ def web_video_config() -> RealWorldConfig:
 PRESETS = {"realbasicvsr": RealWorldConfig, "web": web_video_config}  # the pipeline's named settings
 
 
+@lru_cache(maxsize=None)
 def preset_config(name: str) -> RealWorldConfig:
-    """The pipeline of a named preset: ``realbasicvsr`` (mmagic's training config, the default) or ``web``."""
+    """The pipeline of a named preset: ``realbasicvsr`` (mmagic's training config, the default) or ``web``; made once
+    (the configs are frozen), since datasets ask for it per sample."""
     try:
         return PRESETS[name]()
     except KeyError:
