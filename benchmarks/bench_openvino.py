@@ -8,6 +8,8 @@ Sections (all by default; pick with ``--sections``):
 - ``blocks``: what converting BasicVSR's passes on blocks of L frames costs (L = 1, 2, 4; the engine's blocks
   are 24 frames), and what running it as fixed clips tiled into squares (as ``vsrkit export`` does) costs
   against the exact one-frame steps, in time and in PSNR against the exact result;
+- ``profile`` (BasicVSR): where one frame's step spends its time, graph by graph (alignment, trunks, fusion and
+  upsampling), PyTorch fp32/bf16 against OpenVINO fp32/bf16/int8, at the input size;
 - ``quality``: Y PSNR against the ground truth on held-out real clips (``--quality-clips``, BI-degraded x4 to
   the input size, centre crop) of PyTorch fp32/bf16 and OpenVINO fp32/bf16/int8 (int8 calibrated on
   ``--calibrate``, not those clips); the losses against fp32 are what the entries keep (``ModelEntry.losses_db``);
@@ -27,6 +29,7 @@ The CPU's name and flags and the load average (before and after) are printed: th
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -35,6 +38,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -187,6 +191,51 @@ def clip_vs_steps(m, x: torch.Tensor, precision: str, cache) -> dict:
             "clips_psnr_vs_exact": math.inf if mse == 0 else 10 * math.log10(1 / mse)}
 
 
+# ------------------------------------------------------------------------------------------------ profile
+def profile(m, h: int, w: int, repeats: int, calib, cache) -> list[dict]:
+    """Where a stepwise bidirectional model's time goes: ms per call of each graph of one frame's step
+    (alignment: SpyNet's flow and the warp; body: the trunk, and forward: fusion and upsampling) at ``h x w``,
+    PyTorch fp32/bf16 (autocast, as the engine runs it) against OpenVINO fp32/bf16/int8; calls interleaved,
+    the median of ``repeats``."""
+    g = torch.Generator().manual_seed(0)
+    c, nf = m.spec.channels, m.num_feat
+    two, lr = torch.rand(1, 2, c, h, w, generator=g), torch.rand(1, c, h, w, generator=g)
+    st, bf = torch.rand(1, nf, h, w, generator=g), torch.rand(1, nf, h, w, generator=g)
+    inputs = {"align-backward": (two, st), "body-backward": (lr, st), "align-forward": (two, st),
+              "body-forward": (lr, st, bf)}
+    torch_mods = {"align-backward": O._Align(m, True), "body-backward": O._BackwardBody(m),
+                  "align-forward": O._Align(m, False), "body-forward": O._ForwardBody(m)}
+    calls: dict[tuple[str, str], Callable[[], object]] = {}
+    cl = torch.channels_last  # as the engine runs PyTorch on the CPU (oneDNN's fast kernels need it)
+    torch_mods = {k: copy.deepcopy(v).to(memory_format=cl) for k, v in torch_mods.items()}
+    cl_inputs = {k: tuple(a.contiguous(memory_format=cl) if a.dim() == 4 else a for a in v) for k, v in inputs.items()}
+    for p in ("fp32", "bf16"):
+        for part, mod in torch_mods.items():
+            def call(mod=mod, args=cl_inputs[part], p=p):
+                with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=p == "bf16"):
+                    return mod(*args)
+            calls[(f"torch {p}", part)] = call
+    for p in O.PRECISIONS:
+        ovm = ov_model(m, p, calib, cache)
+        ovm.prepare(h, w)
+        for part in torch_mods:
+            graph = ovm.graph(two, part)
+            calls[(f"openvino {p}", part)] = lambda graph=graph, args=inputs[part]: graph(*args)
+    for f in calls.values():  # warm-up
+        f()
+    times: dict[tuple[str, str], list[float]] = {k: [] for k in calls}
+    for _ in range(repeats):
+        for k, f in calls.items():
+            t0 = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t0)
+    rows = []
+    for variant in dict.fromkeys(k[0] for k in calls):
+        ms = {part: 1e3 * statistics.median(times[(variant, part)]) for part in torch_mods}
+        rows.append({"variant": variant, "ms_per_call": ms, "ms_per_frame": sum(ms.values())})
+    return rows
+
+
 # ------------------------------------------------------------------------------------------------- quality
 def quality(name: str, m, clips: list[Path], n: int, h: int, w: int, calib, cache) -> dict:
     scale = m.spec.scale
@@ -255,7 +304,7 @@ def speed(name: str, m, src: Path, frames: int, repeats: int, calib_src: Path) -
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="basicvsr-reds4,rlsp-7-64,rlsp-fast-x4")
-    ap.add_argument("--sections", default="routes,blocks,quality,engine,speed")
+    ap.add_argument("--sections", default="routes,blocks,profile,quality,engine,speed")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--size", default="180x320", help="input HxW")
     ap.add_argument("--frames", type=int, default=21, help="speed: frames upscaled end to end (two-pass, clip models)")
@@ -299,6 +348,13 @@ def main() -> None:
             for c in r["clips"]:
                 say(f"  {c['precision']}: exact steps {c['steps_ms_per_frame']:.0f} ms/frame; fixed 8-frame clips in "
                     f"128 px tiles {c['clips_ms_per_frame']:.0f} ms/frame, {c['clips_psnr_vs_exact']:.1f} dB from exact")
+        if "profile" in sections and O._stepwise_passes(m.spec) == "basicvsr":
+            r["profile"] = profile(m, h, w, args.repeats * 3, calib, cache)
+            say(f"  one frame's step at {w}x{h}, ms per call (align = SpyNet + warp; on OpenVINO one f32 graph in fp32, "
+                "else SpyNet's CNNs in bf16 with f32 sampling):")
+            for row in r["profile"]:
+                parts = " ".join(f"{k} {v:7.1f}" for k, v in row["ms_per_call"].items())
+                say(f"  {row['variant']:14s} {parts} | frame {row['ms_per_frame']:7.1f}")
         if "quality" in sections:
             qh, qw = (int(v) for v in args.quality_size.split("x"))
             r["quality"] = quality(name, m, [Path(p) for p in args.quality_clips.split(",")], args.quality_frames, qh, qw,

@@ -149,7 +149,10 @@ def card(args: argparse.Namespace) -> None:
         "speed": speed,
     }
     if card_path(name).is_file():  # hand-written notes survive a re-measurement
-        data["notes"] = json.loads(card_path(name).read_text()).get("notes", [])
+        old = json.loads(card_path(name).read_text())
+        data["notes"] = old.get("notes", [])
+        if args.bench is None and "speed" in old:  # new weights of the same network: its measured speed stands
+            data["speed"] = old["speed"]
     card_path(name).write_text(json.dumps(data, indent=1) + "\n")
     card_path(name, ".md").write_text(render(data))
     print(f"wrote {card_path(name)} and {card_path(name, '.md')}")

@@ -14,7 +14,7 @@ from eval_clips import carphone, write_clip
 
 from vsrkit.data.degrade import degrade
 from vsrkit.data.realworld import (BlurConfig, NoiseConfig, RealWorldConfig, ResizeConfig, SharpenConfig, VideoConfig,
-                                   degrade_clip, preset_config, resize, web_video_config)
+                                   degrade_clip, preset_config, resize, web_bi_config, web_video_config)
 from vsrkit.errors import VsrkitError
 from vsrkit.io.codec_roundtrip import crf_roundtrip
 
@@ -86,6 +86,26 @@ def test_web_preset_sizes_seeds_and_names():
         preset_config("nope")
 
 
+def test_web_bi_preset_is_bi_then_h264():
+    """``web-bi``: apart from its H.264 step the pipeline is exactly the BI degradation (no blur, no noise, MATLAB
+    resizing): left clean it gives the BI clip, with the crf pinned the BI clip through x264 at that crf."""
+    import dataclasses
+
+    cfg = preset_config("web-bi")
+    assert cfg == web_bi_config() and cfg.video2.crf == (18.0, 34.0) and cfg.video2.prob == 0.9
+    gt = clip(4)
+    bi = degrade(gt, "bi", 4)
+    clean = degrade_clip(gt, 4, 3, dataclasses.replace(cfg, video2=VideoConfig(prob=0.0)))
+    # the BI clip (the pipeline resizes in float: a few values rounded the other way, by one level)
+    assert np.abs(clean - bi).max() <= 1 and np.mean(clean != bi) < 1e-3
+    pinned = degrade_clip(gt, 4, 3, dataclasses.replace(cfg, video2=VideoConfig(prob=1.0, crf=(30.0, 30.0))))
+    want = np.stack(list(crf_roundtrip(iter(np.rint(clean).astype(np.uint8)), 30)))
+    assert np.array_equal(pinned, want.astype(np.float32))
+    drawn = [degrade_clip(gt, 4, s, cfg) for s in range(6)]
+    assert all(d.shape == bi.shape for d in drawn) and not all(np.array_equal(drawn[0], d) for d in drawn[1:])
+    assert min(psnr(np.rint(d), bi) for d in drawn) > 25  # BI through H.264 at crf <= 34 stays near BI
+
+
 # --------------------------------------------------------------------------------------- eval --crf
 def test_eval_crf_scores_the_compressed_clip(tmp_path):
     from vsrkit.eval.cards import MatlabBicubic
@@ -144,6 +164,7 @@ def test_config_checks_preset_and_crf():
 
     cfg = load_config(CONFIGS / "rlsp_fast_real_48_x4.yml")
     assert cfg.data.realworld == "web" and cfg.val.data.crf == 30
+    assert load_config(CONFIGS / "rlsp_fast_real_64_x4_stage3.yml").data.realworld == "web-bi"  # the shipped recipe
     with pytest.raises(VsrkitError, match="data.realworld must be one of realbasicvsr, web"):
         load_config(CONFIGS / "rlsp_fast_real_48_x4.yml", ["data.realworld=webby"])
     with pytest.raises(VsrkitError, match="data.crf must be in 0..51 and is for val.data only"):

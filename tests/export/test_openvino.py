@@ -89,6 +89,30 @@ def test_basicvsr_streams_its_two_passes_exactly(tmp_path, chunk):
 
 
 @needs_ov
+def test_bf16_alignment_samples_in_f32_as_autocast_does(tmp_path):
+    """BasicVSR in bf16 (and int8): SpyNet's level CNNs on OpenVINO in bf16, the sampling in PyTorch f32
+    (``SplitAlign``): the warped state is as close to fp32 as PyTorch's bf16 autocast gets. The whole alignment as
+    one bf16 graph is further (1.5x on these frames, 9x on a 320x180 real frame: sampling coordinates in bf16); in
+    fp32 it stays one f32 graph."""
+    from vsrkit.export.openvino import Part, SplitAlign, _Align
+
+    model, io = golden_model("basicsr_basicvsr")
+    x = io["input"][0][:2][None]
+    with torch.inference_mode():
+        state = model.backward_trunk(torch.cat([x[:, 1], torch.zeros(1, model.num_feat, *x.shape[-2:])], 1))
+        ref = _Align(model, True)(x, state)
+        with torch.autocast("cpu", torch.bfloat16):
+            auto = _Align(model, True)(x, state).float()
+    m = ov(model, tmp_path, precision="bf16")
+    align = m.graph(x, "align-backward")
+    assert isinstance(align, SplitAlign) and [p.name for p in align.levels] == [f"spynet-level{i}" for i in range(6)]
+    got = align(x, state)[0]
+    err, auto_err = float((got - ref).abs().mean()), float((auto - ref).abs().mean())
+    assert err <= 1.25 * auto_err + 1e-6 * float(ref.abs().mean()), (err, auto_err)  # one bf16 graph: 1.5x
+    assert isinstance(ov(model, tmp_path).graph(x, "align-backward"), Part)
+
+
+@needs_ov
 @pytest.mark.slow  # a minute or two: seven graphs, SpyNet and EDVR among them
 def test_iconvsr_streams_its_two_passes_exactly(tmp_path):
     """Keyframes (every 2nd frame and the last) refill both branches from EDVR windows mirrored at the video's

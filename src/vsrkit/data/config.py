@@ -20,7 +20,7 @@ class DataCfg:
     lq_root: str | None = None  # low-resolution frames beside the ground truth; None: the standard place or on the fly
     split: str = "train"  # reds: train (all but REDS4 and REDSval4), val (REDSval4), test (REDS4); vimeo: train/test lists
     degradation: str = "bi"  # bi | bd | realworld: how LR frames are made on the fly (vsrkit.data.degrade, .realworld)
-    realworld: str = "realbasicvsr"  # degradation realworld: the pipeline's preset (realbasicvsr | web)
+    realworld: str = "realbasicvsr"  # degradation realworld: the pipeline's preset (realbasicvsr | web | web-bi)
     crf: float | None = None  # LR clips made on the fly then go through H.264 at this crf (validation as web video)
     scale: int = 4
     num_frame: int = 1  # frames per training sample; -1: the whole clip (Vimeo septuplets)

@@ -57,6 +57,7 @@ Differences from mmagic (below a uint8 level, or only in which random values are
 from __future__ import annotations
 
 import hashlib
+import dataclasses
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -75,7 +76,7 @@ __all__ = [
     "plateau_kernel", "sinc_kernel", "KernelParams", "blur_params", "make_kernel", "kernel_stream", "filter2d",
     "resize", "gaussian_noise", "poisson_noise", "unsharp_mask", "blur_op", "resize_op", "noise_op", "jpeg_op",
     "video_op", "sharpen_op", "seed_sequence", "clip_seed", "degrade_stream", "degrade_clip", "PRESETS",
-    "web_video_config", "preset_config",
+    "web_video_config", "web_bi_config", "preset_config",
 ]
 
 KERNEL_TYPES = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso", "sinc")
@@ -223,7 +224,20 @@ def web_video_config() -> RealWorldConfig:
         video_last=True)
 
 
-PRESETS = {"realbasicvsr": RealWorldConfig, "web": web_video_config}  # the pipeline's named settings
+def web_bi_config() -> RealWorldConfig:
+    """The ``web-bi`` preset: exactly the BI degradation (MATLAB bicubic, antialiased) then H.264 at a constant rate
+    factor of 18..34 on the LR clip (nine clips in ten; the tenth clean BI): the distribution ``vsrkit eval
+    --degrade bi --crf N`` scores, with no blur or noise, so a model keeps the detail that ``web`` teaches it to
+    smooth away."""
+    off = dict(prob=0.0)
+    return dataclasses.replace(
+        web_video_config(), blur1=BlurConfig(**off), noise1=NoiseConfig(**off),
+        video2=VideoConfig(prob=0.9, crf=(18.0, 34.0)), final_interpolations=("matlab",),
+        final_interpolation_probs=(1.0,))
+
+
+# the pipeline's named settings
+PRESETS = {"realbasicvsr": RealWorldConfig, "web": web_video_config, "web-bi": web_bi_config}
 
 
 @lru_cache(maxsize=None)

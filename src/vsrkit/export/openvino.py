@@ -7,7 +7,8 @@ passes). What is converted, by the model's temporal kind (``vsrkit.models.spec``
 - ``frame``, ``window`` (``forward``) and ``recurrent`` (one ``step``, the state as explicit inputs and
   outputs, zeros at the first frame): one graph with a dynamic height and width, compiled per input shape;
 - ``bidirectional`` models with BasicVSR's or IconVSR's passes (``models.basicvsr``): per frame of each pass, the
-  alignment (SpyNet's flow and the warp of the propagated state; always f32) and the body (the trunk; for the
+  alignment (SpyNet's flow and the warp of the propagated state: one f32 graph, or in bf16 and int8 SpyNet's
+  level CNNs in bf16 with the sampling in PyTorch f32, as bf16 autocast splits it) and the body (the trunk; for the
   forward pass also the fusion and the upsampling; IconVSR's keyframe refill as a variant of the body, and
   its EDVR features as a graph of their own): static graphs per frame size. The passes run them frame by
   frame, so ``infer.twopass`` streams the model exactly as it streams the PyTorch network (any block
@@ -39,6 +40,7 @@ recorded sha256, or that OpenVINO cannot read, is rebuilt.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import hashlib
@@ -413,7 +415,8 @@ class _Step(nn.Module):
 class _Align(nn.Module):
     """A propagation's alignment for one frame: SpyNet's flow between ``x[1, 2, c, h, w]`` (backward: the frame,
     then the next one; forward: the previous frame, then the frame) and the propagated state warped by it, as
-    ``backward_pass`` / ``forward_pass`` compute them. Always f32: sampling coordinates in bf16 move pixels."""
+    ``backward_pass`` / ``forward_pass`` compute them: one f32 graph for fp32 models (``SplitAlign`` for the
+    others: sampling coordinates in bf16 move pixels)."""
 
     def __init__(self, model: nn.Module, backward: bool):
         super().__init__()
@@ -425,6 +428,48 @@ class _Align(nn.Module):
 
         flow = _one_way_flows(self.model.spynet, x, backward=self.backward)[:, 0]
         return flow_warp(state, flow.permute(0, 2, 3, 1))
+
+
+class _Level(nn.Module):
+    """One SpyNet level's CNN run by a ``Part`` (in place of the PyTorch module, inside SpyNet's own pyramid)."""
+
+    def __init__(self, part: "Part"):
+        super().__init__()
+        self.part = part
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.part(x)[0]
+
+
+class SplitAlign:
+    """A propagation's alignment in bf16 (and int8) the way PyTorch's bf16 autocast runs it: SpyNet's level CNNs
+    on OpenVINO at bf16, everything between them (the pyramid, the flow upsampling, the warps inside SpyNet, the
+    final resize and the warp of the state) in PyTorch float32, through SpyNet's own code. The whole alignment
+    graph in bf16 moves pixels (sampling coordinates in bf16: 9x PyTorch bf16's error on the warped state of a real
+    frame), and in f32 it took 3.4x the time (128 against 37 ms per direction at 320x180 on an AMX CPU), 38% of
+    BasicVSR's frame (``benchmarks/bench_openvino.py --sections profile``). Called like a ``Part``: ``(aligned,) = align(frames[b, 2, c, h, w], state)``."""
+
+    def __init__(self, owner: "OpenVinoModel", backward: bool, levels: list["Part"]):
+        self.owner, self.backward, self.levels = owner, backward, levels
+        spynet = owner.torch_model.spynet
+        self.spynet = copy.copy(spynet)  # the same module but for its level CNNs (its own dict of children)
+        self.spynet._modules = dict(spynet._modules)
+        self.spynet._modules["basic_module"] = nn.ModuleList(_Level(p) for p in levels)
+
+    def __call__(self, x: torch.Tensor, state: torch.Tensor) -> list[torch.Tensor]:
+        from vsrkit.models.basicvsr import _one_way_flows
+        from vsrkit.models.layers.common import flow_warp
+
+        with torch.inference_mode():
+            flow = _one_way_flows(self.spynet, x.float(), backward=self.backward)[:, 0]
+            return [flow_warp(state.float(), flow.permute(0, 2, 3, 1))]
+
+    def prepare(self, height: int, width: int) -> None:
+        """Compile the level CNNs for the pyramid of frames of ``height x width`` now."""
+        h, w = -(-height // 32) * 32, -(-width // 32) * 32
+        for i, p in enumerate(self.levels):
+            k = 2 ** (len(self.levels) - 1 - i)
+            p._request(((1, 8, h // k, w // k),), p.precision or self.owner.precision)
 
 
 class _BackwardBody(nn.Module):
@@ -564,7 +609,7 @@ def _ov_icon_forward(model: "OpenVinoModel", x: torch.Tensor, feats: Any, state:
 
 def _ov_backward(model: "OpenVinoModel", x: torch.Tensor, state: torch.Tensor | None, block: Block):
     """``TwoPass.backward`` on OpenVINO, from the block's last frame to its first: per frame, the alignment
-    (f32) of the next frame's state, then the trunk (at the model's precision)."""
+    of the next frame's state (``graph``: f32 sampling), then the trunk (at the model's precision)."""
     if block.total == 1:  # a one-frame video (and twopass's size probe): the network's own pass
         return model.torch_passes.backward(model.torch_model, x, state, block)
     align, body = model.graph(x, "align-backward"), model.graph(x, "body-backward")
@@ -651,6 +696,7 @@ class OpenVinoModel(nn.Module):
         name = _model_name(model)
         self.model_name = f"{name} (openvino {precision})"
         self.parts: dict[str, Part] = {}
+        self.aligns: dict[str, SplitAlign] = {}  # stepwise bidirectional models in bf16/int8: per direction and size
         self.stepwise: str | None = None  # bidirectional models run as one-frame steps: "basicvsr" / "iconvsr"
         self._recorded: dict[tuple[str, Any], list[list[np.ndarray]]] = {}  # calibration inputs not yet used
         self.size: int | None = None
@@ -709,14 +755,17 @@ class OpenVinoModel(nn.Module):
             _, st = self.torch_passes.backward(self.torch_model, x, None, Block(0, 1, 1))
         return int(st.shape[1])
 
-    def graph(self, x: torch.Tensor, what: str) -> "Part":
+    def graph(self, x: torch.Tensor, what: str) -> "Part | SplitAlign":
         """One graph of a stepwise bidirectional model for frames of x's size, made at its first call: the
-        alignment of a direction (``align-backward``, ``align-forward``; always f32), its body (``body-backward``,
+        alignment of a direction (``align-backward``, ``align-forward``; one f32 graph in fp32, else a
+        ``SplitAlign``: SpyNet's level CNNs in bf16, the sampling in f32), its body (``body-backward``,
         ``body-forward``, and IconVSR's keyframe bodies ``...-key``), or IconVSR's ``edvr``."""
         h, w = x.shape[-2:]
         name = f"{what}-{h}x{w}"
         if name in self.parts:
             return self.parts[name]
+        if name in self.aligns:
+            return self.aligns[name]
         b, c, nf = x.shape[0], x.shape[2], self.state_channels
         g = torch.Generator().manual_seed(0)
         lr, st, bf = (torch.rand(b, c, h, w, generator=g), torch.rand(b, nf, h, w, generator=g),
@@ -724,6 +773,19 @@ class OpenVinoModel(nn.Module):
         m, icon, key = self.torch_model, self.stepwise == "iconvsr", what.endswith("-key")
         kf = [torch.rand(b, nf, h, w, generator=g)] if key else []
         precision = None
+        if what.startswith("align-") and self.precision != "fp32":
+            levels = []
+            for i, level in enumerate(m.spynet.basic_module):
+                pname = f"spynet-level{i}"
+                if pname not in self.parts:
+                    from vsrkit.infer.runtime import native_bf16_unit
+
+                    bf16 = self.precision == "bf16" or native_bf16_unit()  # int8: bf16 where the CPU has it
+                    self.parts[pname] = Part(self, pname, level, [torch.rand(1, 8, 32, 32, generator=g)], (0, -2, -1),
+                                             precision="bf16" if bf16 else "fp32")
+                levels.append(self.parts[pname])
+            self.aligns[name] = SplitAlign(self, what == "align-backward", levels)
+            return self.aligns[name]
         if what.startswith("align-"):
             module, example, precision = _Align(m, what == "align-backward"), [torch.rand(b, 2, c, h, w, generator=g), st], "fp32"
         elif what.startswith("body-backward"):
@@ -750,7 +812,10 @@ class OpenVinoModel(nn.Module):
                 whats += ["body-backward-key", "body-forward-key", "edvr"]
             for what in whats:
                 part = self.graph(x, what)
-                part._request(tuple(tuple(d) for d in part.dims), part.precision or self.precision)
+                if isinstance(part, SplitAlign):
+                    part.prepare(height, width)
+                else:
+                    part._request(tuple(tuple(d) for d in part.dims), part.precision or self.precision)
             return
         for part in self.parts.values():
             shapes = [list(d) for d in part.dims]
@@ -779,7 +844,7 @@ class OpenVinoModel(nn.Module):
         if frames.shape[1] != self.spec.channels:
             raise VsrkitError(f"calibration frames have {frames.shape[1]} channels, the model takes {self.spec.channels}")
         for p in self.parts.values():
-            p.record = []
+            p.record = [] if p.precision is None else None  # (graphs at a fixed precision are not quantised)
         try:
             with torch.inference_mode():
                 self._drive(frames[None])

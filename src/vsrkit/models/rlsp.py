@@ -403,11 +403,11 @@ _FAST = [
         # benchmarks/bench_openvino.py --sections quality: 3 real clips, 6 frames of 160x90, Intel Xeon with AMX
         losses_db={"ov_bf16": -0.0007, "ov_int8": 0.021},
     ),
-    ModelEntry(  # issue 21: the real-world pipeline's web preset (BI-like shrink, then H.264 crf 18..38)
+    ModelEntry(  # issue 21: the real-world pipeline's web then web-bi presets (a x4 shrink, then H.264 on the LR clip)
         name="rlsp-fast-real-x4",
         arch="RLSP",
         kwargs={"layers": 7, "filters": 64, "state_dim": 64, "kernel_size": 3, "factor": 4, "in_channels": 3},
-        weights=bundled_weights("rlsp-fast-real-x4", "c64faf0492dfecefe8318b03ecc53fbb0e61d12ae95ae32898beedcb91afd431"),
+        weights=bundled_weights("rlsp-fast-real-x4", "9a2117a305102c2e8864a20cda5da60f080a8aa90a597b5c4d609ad04a3f1268"),
         summary="fast RLSP 7-64 x4, RGB, trained by vsrkit on sample clips as compressed web video, bundled",
     ),
 ]
