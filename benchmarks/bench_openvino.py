@@ -203,11 +203,11 @@ def profile(m, h: int, w: int, repeats: int, calib, cache) -> list[dict]:
     st, bf = torch.rand(1, nf, h, w, generator=g), torch.rand(1, nf, h, w, generator=g)
     inputs = {"align-backward": (two, st), "body-backward": (lr, st), "align-forward": (two, st),
               "body-forward": (lr, st, bf)}
+    cl = torch.channels_last  # as the engine runs PyTorch on the CPU (oneDNN's fast kernels need it)
     torch_mods = {"align-backward": O._Align(m, True), "body-backward": O._BackwardBody(m),
                   "align-forward": O._Align(m, False), "body-forward": O._ForwardBody(m)}
-    calls: dict[tuple[str, str], Callable[[], object]] = {}
-    cl = torch.channels_last  # as the engine runs PyTorch on the CPU (oneDNN's fast kernels need it)
     torch_mods = {k: copy.deepcopy(v).to(memory_format=cl) for k, v in torch_mods.items()}
+    calls: dict[tuple[str, str], Callable[[], object]] = {}
     cl_inputs = {k: tuple(a.contiguous(memory_format=cl) if a.dim() == 4 else a for a in v) for k, v in inputs.items()}
     for p in ("fp32", "bf16"):
         for part, mod in torch_mods.items():

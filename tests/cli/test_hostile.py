@@ -114,7 +114,8 @@ def test_a_failing_join_keeps_the_upscaled_segments_for_resume(tmp_path, monkeyp
     # encodes differently (up to 16 levels, the same frame; cause not found yet, see the session note), while
     # neighbouring frames of this clip differ by 150 levels or more, so a lost, repeated or swapped frame fails
     assert a[1] == b[1] and len(a[0]) == len(b[0]) == 12
-    assert all(np.abs(x.astype(int) - y).max() <= 40 and np.abs(x.astype(int) - y).mean() < 2 for x, y in zip(a[0], b[0]))
+    diffs = [np.abs(x.astype(int) - y) for x, y in zip(a[0], b[0])]
+    assert all(d.max() <= 40 and d.mean() < 2 for d in diffs)
     assert streams(out) == [("video", "h264"), ("audio", "aac")]
     assert leftovers(tmp_path) == []
 

@@ -57,10 +57,9 @@ Differences from mmagic (below a uint8 level, or only in which random values are
 from __future__ import annotations
 
 import hashlib
-import dataclasses
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import numpy as np
@@ -230,7 +229,7 @@ def web_bi_config() -> RealWorldConfig:
     --degrade bi --crf N`` scores, with no blur or noise, so a model keeps the detail that ``web`` teaches it to
     smooth away."""
     off = dict(prob=0.0)
-    return dataclasses.replace(
+    return replace(
         web_video_config(), blur1=BlurConfig(**off), noise1=NoiseConfig(**off),
         video2=VideoConfig(prob=0.9, crf=(18.0, 34.0)), final_interpolations=("matlab",),
         final_interpolation_probs=(1.0,))

@@ -447,7 +447,8 @@ class SplitAlign:
     final resize and the warp of the state) in PyTorch float32, through SpyNet's own code. The whole alignment
     graph in bf16 moves pixels (sampling coordinates in bf16: 9x PyTorch bf16's error on the warped state of a real
     frame), and in f32 it took 3.4x the time (128 against 37 ms per direction at 320x180 on an AMX CPU), 38% of
-    BasicVSR's frame (``benchmarks/bench_openvino.py --sections profile``). Called like a ``Part``: ``(aligned,) = align(frames[b, 2, c, h, w], state)``."""
+    BasicVSR's frame (``benchmarks/bench_openvino.py --sections profile``). Called like a ``Part``:
+    ``(aligned,) = align(frames[b, 2, c, h, w], state)``."""
 
     def __init__(self, owner: "OpenVinoModel", backward: bool, levels: list["Part"]):
         self.owner, self.backward, self.levels = owner, backward, levels
@@ -465,11 +466,10 @@ class SplitAlign:
             return [flow_warp(state.float(), flow.permute(0, 2, 3, 1))]
 
     def prepare(self, height: int, width: int) -> None:
-        """Compile the level CNNs for the pyramid of frames of ``height x width`` now."""
-        h, w = -(-height // 32) * 32, -(-width // 32) * 32
-        for i, p in enumerate(self.levels):
-            k = 2 ** (len(self.levels) - 1 - i)
-            p._request(((1, 8, h // k, w // k),), p.precision or self.owner.precision)
+        """Compile the level CNNs for frames of ``height x width`` now: one alignment of zeros, through SpyNet's
+        own pyramid (so its level sizes are never worked out twice)."""
+        o = self.owner
+        self(torch.zeros(1, 2, o.spec.channels, height, width), torch.zeros(1, o.state_channels, height, width))
 
 
 class _BackwardBody(nn.Module):
@@ -774,15 +774,16 @@ class OpenVinoModel(nn.Module):
         kf = [torch.rand(b, nf, h, w, generator=g)] if key else []
         precision = None
         if what.startswith("align-") and self.precision != "fp32":
+            from vsrkit.infer.runtime import native_bf16_unit
+
+            # SpyNet's level CNNs in bf16 (int8 models: where the CPU has native bf16, else f32)
+            level_precision = "bf16" if self.precision == "bf16" or native_bf16_unit() else "fp32"
             levels = []
-            for i, level in enumerate(m.spynet.basic_module):
+            for i, level in enumerate(m.spynet.basic_module):  # one graph per level, dynamic in size: shared
                 pname = f"spynet-level{i}"
                 if pname not in self.parts:
-                    from vsrkit.infer.runtime import native_bf16_unit
-
-                    bf16 = self.precision == "bf16" or native_bf16_unit()  # int8: bf16 where the CPU has it
                     self.parts[pname] = Part(self, pname, level, [torch.rand(1, 8, 32, 32, generator=g)], (0, -2, -1),
-                                             precision="bf16" if bf16 else "fp32")
+                                             precision=level_precision)
                 levels.append(self.parts[pname])
             self.aligns[name] = SplitAlign(self, what == "align-backward", levels)
             return self.aligns[name]
